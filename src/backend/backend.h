@@ -1,0 +1,118 @@
+// Backend: the op-level interface the Llama forward is written against once (model/llama_model.h).
+// Implementations: backend/cpu (plain fp32 reference, the oracle) and backend/cuda (bf16, fast path).
+//
+// Conventions:
+// - Activations, weights and KV use compute_dtype() (fp32 on CPU, bf16 on CUDA) unless stated; logits
+//   are fp32. All views are contiguous row-major on device().
+// - Ops are asynchronous with respect to the host on CUDA (one stream per backend); synchronize() waits.
+// - Linear weights keep the Hugging Face layout [out_features, in_features]; matmul computes x @ w^T.
+// - RoPE is the Hugging Face "rotate_half" form: for i < D/2, (x[i], x[i+D/2]) rotate by
+//   angle = position * inv_freq[i]. cos_sin_cache is fp32 [max_positions, D] holding cos in [0, D/2)
+//   and sin in [D/2, D).
+// - Ops take a pre-allocated `out`; nothing allocates inside a step (CUDA graphs capture whole steps).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "backend/buffer.h"
+#include "backend/kv_cache_view.h"
+#include "common/status.h"
+#include "tensor/tensor_view.h"
+
+namespace tandem {
+
+// Per-step attention metadata for a mixed batch. Sequences are laid out back to back: sequence s owns
+// query tokens [query_start[s], query_start[s+1]); a decode contributes one token, a prefill chunk
+// several. context_lens[s] counts the tokens in the cache after this step (cached prefix + new tokens);
+// the new tokens are the last (query_start[s+1]-query_start[s]) of them. Attention is causal within the
+// sequence: query token at position p sees cache positions [0, p].
+// Device views (positions, ...) live on the backend's device; h_* are host mirrors of the same data,
+// always valid, used by the CPU backend and for planning on CUDA.
+struct AttentionMetadata {
+  int num_seqs = 0;
+  int num_tokens = 0;
+  int num_decode_seqs = 0;  // sequences [0, num_decode_seqs) have exactly one query token (decodes first)
+  int max_query_len = 0;
+  int max_context_len = 0;
+  int max_blocks_per_seq = 0;  // row stride of block_tables
+
+  TensorView positions;     // i32 [num_tokens]
+  TensorView slot_mapping;  // i32 [num_tokens], block_id * block_size + offset; where K/V of each token go
+  TensorView query_start;   // i32 [num_seqs + 1]
+  TensorView context_lens;  // i32 [num_seqs]
+  TensorView block_tables;  // i32 [num_seqs, max_blocks_per_seq]
+
+  const int32_t* h_positions = nullptr;
+  const int32_t* h_slot_mapping = nullptr;
+  const int32_t* h_query_start = nullptr;
+  const int32_t* h_context_lens = nullptr;
+  const int32_t* h_block_tables = nullptr;
+};
+
+// Sampling of one row of logits. The same algorithm on every backend:
+//  1. temperature <= 0 (or top_k == 1): argmax, ties to the lowest id.
+//  2. p = softmax(logits / temperature).
+//  3. keep: the top_k largest (top_k <= 0: all); the smallest set of highest p whose sum reaches top_p
+//     (top_p >= 1: all); p >= min_p * max(p) (min_p <= 0: all).
+//  4. pick argmax over kept i of p_i / E_i, E_i = -log(u_i), u_i = uniform_from_hash(seed, step, i)
+//     (the exponential-race form of sampling from p; see backend/cpu/cpu_sampling.h for the hash).
+struct SamplingRow {
+  float temperature = 1.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  uint64_t step = 0;  // number of tokens this request sampled before; makes every draw distinct
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  virtual DType compute_dtype() const = 0;
+
+  // ---- memory ----
+  virtual Result<Buffer> allocate(size_t bytes) = 0;
+  // Bytes of device memory free and total (CPU: physical memory).
+  virtual void memory_info(size_t* free_bytes, size_t* total_bytes) const = 0;
+  virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;  // synchronous
+  virtual void copy_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- ops ----
+  // out[n, H] = table[ids[n], :]. ids i32 [n]; ids outside [0, V) give zero rows.
+  virtual void embedding(const TensorView& ids, const TensorView& table, TensorView out) = 0;
+  // out = x / rms(x) * w, per row.
+  virtual void rms_norm(const TensorView& x, const TensorView& w, float eps, TensorView out) = 0;
+  // residual += x; out = rms_norm(residual) * w. (x may alias out.)
+  virtual void add_rms_norm(const TensorView& x, TensorView residual, const TensorView& w, float eps,
+                            TensorView out) = 0;
+  // out[n, N] = x[n, K] @ w[N, K]^T. out may be fp32 even when x and w are not (logits).
+  virtual void matmul(const TensorView& x, const TensorView& w, TensorView out) = 0;
+  // Rotates q [n, Hq*D] and k [n, Hk*D] in place at md.positions, then writes k and v [n, Hk*D] into the
+  // cache of `layer` at md.slot_mapping.
+  virtual void rope_and_cache_write(TensorView q, TensorView k, const TensorView& v, const TensorView& cos_sin_cache,
+                                    const AttentionMetadata& md, const KvCacheView& kv, int layer) = 0;
+  // Called once per step before the layers' attention calls (plans work on CUDA). Default: nothing.
+  virtual Status prepare_attention(const AttentionMetadata& md, const KvCacheView& kv, int num_q_heads) {
+    return Status::Ok();
+  }
+  // out [n, Hq*D] = causal paged attention of q [n, Hq*D] over the cache of `layer` (GQA: q head h uses
+  // kv head h / (Hq/Hk)), softmax scale `scale`.
+  virtual void attention(const TensorView& q, const KvCacheView& kv, int layer, const AttentionMetadata& md,
+                         float scale, TensorView out) = 0;
+  // out [n, I] = silu(gate_up[:, :I]) * gate_up[:, I:] for gate_up [n, 2I].
+  virtual void silu_mul(const TensorView& gate_up, TensorView out) = 0;
+  // out[i, :] = x[row_ids[i], :]. row_ids i32 [m] on device.
+  virtual void gather_rows(const TensorView& x, const TensorView& row_ids, TensorView out) = 0;
+  // Samples one token per row of fp32 logits [m, V]; writes m ids to out_host (synchronous).
+  virtual void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<int32_t> out_host) = 0;
+};
+
+}  // namespace tandem
