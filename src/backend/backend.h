@@ -113,6 +113,16 @@ class Backend {
   virtual void gather_rows(const TensorView& x, const TensorView& row_ids, TensorView out) = 0;
   // Samples one token per row of fp32 logits [m, V]; writes m ids to out_host (synchronous).
   virtual void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<int32_t> out_host) = 0;
+
+  // ---- graphs (optional; CUDA graphs on the CUDA backend) ----
+  // Ops issued between begin_capture() and end_capture() are recorded, not run; replay_graph() runs
+  // them again reading and writing the same addresses (so inputs go into persistent buffers first).
+  // prepare_attention() must not be called inside a capture; a backend that supports graphs keeps its
+  // attention plan in fixed buffers so a replay after a new prepare_attention() sees the new plan.
+  virtual bool supports_graphs() const { return false; }
+  virtual Status begin_capture() { return UnimplementedError("{} backend has no graphs", name()); }
+  virtual Result<int> end_capture() { return UnimplementedError("{} backend has no graphs", name()); }
+  virtual Status replay_graph(int graph_id) { return UnimplementedError("{} backend has no graphs", name()); }
 };
 
 }  // namespace tandem
