@@ -9,6 +9,9 @@
 // - RoPE is the Hugging Face "rotate_half" form: for i < D/2, (x[i], x[i+D/2]) rotate by
 //   angle = position * inv_freq[i]. cos_sin_cache is fp32 [max_positions, D] holding cos in [0, D/2)
 //   and sin in [D/2, D).
+// - Exception to "contiguous": rope_and_cache_write's q, k, v and attention's q may be row-strided
+//   column slices (TensorView::cols) of the fused qkv projection output [n, (Hq+2Hk)*D]; use
+//   stride0() to step between rows.
 // - Ops take a pre-allocated `out`; nothing allocates inside a step (CUDA graphs capture whole steps).
 #pragma once
 

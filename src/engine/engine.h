@@ -15,6 +15,7 @@
 #include "common/channel.h"
 #include "common/status.h"
 #include "engine/engine_config.h"
+#include "engine/kv_connector.h"  // complete type for the unique_ptr default argument
 #include "engine/request_output.h"
 #include "engine/sampling_params.h"
 

@@ -34,6 +34,7 @@ struct KvConnectorContext {
   std::string model_fingerprint;   // ModelConfig::fingerprint()
   std::string tokenizer_fingerprint;
   std::string engine_id;           // unique per engine instance
+  int device_id = 0;              // CUDA device of the pool (kv.device == kCuda)
 };
 
 enum class KvRole { kNone, kRemoteDecode /*producer*/, kRemotePrefill /*consumer*/ };

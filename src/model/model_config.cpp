@@ -2,6 +2,7 @@
 // nlohmann::json exceptions are caught here and turned into Status errors naming the file and field.
 #include "model/model_config.h"
 
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -205,7 +206,7 @@ Result<ModelConfig> ModelConfig::from_file(const std::filesystem::path& config_j
   if (!in) return NotFoundError("cannot open model config {}", config_json.string());
   std::stringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) return IoError("error reading {}", config_json.string());
+  if (in.bad()) return IoErrorError("error reading {}", config_json.string());
   return from_json(ss.str(), config_json.string());
 }
 

@@ -17,6 +17,16 @@
 
 namespace tandem {
 
+// Options for Tokenizer::load beyond the path.
+struct TokenizerLoadOptions {
+  // --chat-template: a format name (llama3, chatml, llama2, mistral) or a file with a Jinja template of
+  // a known format. An unknown value is a load error that names it.
+  std::string chat_template_override;
+  // When true (servers), a tokenizer_config.json chat_template of no known format fails the load with a
+  // message pointing at --chat-template; when false (tokenize, bench) apply_chat_template fails instead.
+  bool require_known_chat_template = true;
+};
+
 struct ChatMessage {
   std::string role;     // system | user | assistant | tool
   std::string content;
@@ -29,6 +39,8 @@ class Tokenizer {
   // such as "llama3", "chatml", "llama2", or a file with a Jinja template of a known format).
   static Result<std::shared_ptr<Tokenizer>> load(const std::filesystem::path& path,
                                                  const std::string& chat_template_override = "");
+  static Result<std::shared_ptr<Tokenizer>> load(const std::filesystem::path& path,
+                                                 const TokenizerLoadOptions& options);
   virtual ~Tokenizer() = default;
 
   // Encodes text. add_special_tokens applies the post-processor (BOS for Llama).
@@ -51,6 +63,11 @@ class Tokenizer {
                                                   bool add_generation_prompt) const = 0;
   // Stable digest of the vocabulary, merges and special tokens (for disaggregation fingerprints).
   virtual std::string fingerprint() const = 0;
+  // Name of the chat format in use (llama3, chatml, llama2, mistral), if any.
+  virtual std::optional<std::string> chat_template_format() const { return std::nullopt; }
+  // True for byte-fallback tokens ("<0xXX>") whose text depends on the tokens that follow them; the
+  // IncrementalDecoder holds text back while the last token is one.
+  virtual bool is_partial_byte_token(int32_t id) const { return false; }
 };
 
 // Streaming detokenizer for one sequence: feed generated ids one at a time, get the new text. Never
@@ -66,8 +83,10 @@ class IncrementalDecoder {
   std::shared_ptr<const Tokenizer> tok_;
   bool skip_special_;
   std::vector<int32_t> ids_;
-  size_t prefix_offset_ = 0;  // ids before this are fully emitted
-  size_t emitted_bytes_ = 0;  // bytes of decode(ids_[prefix_offset_..]) already returned
+  // vLLM's scheme: decode(ids_[prefix_offset_..read_offset_]) has been emitted (as the tail of earlier
+  // windows); each step decodes ids_[prefix_offset_..] and returns what extends it.
+  size_t prefix_offset_ = 0;
+  size_t read_offset_ = 0;
 };
 
 }  // namespace tandem

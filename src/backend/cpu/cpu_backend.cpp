@@ -1,6 +1,7 @@
 // CpuBackend: plain fp32 implementations of every Backend op, parallel over rows (or heads, or output
 // columns) with a ThreadPool owned by the instance. Readability first: this is the oracle the CUDA ops
-// are tested against. Every tensor must be fp32 except ids/positions/slots (i32).
+// are tested against. Every tensor must be fp32 except ids/positions/slots (i32). Views are contiguous
+// except q/k/v of rope_and_cache_write and q of attention, which may be row-strided (TensorView::cols).
 #include "backend/cpu/cpu_backend.h"
 
 #include <unistd.h>
@@ -168,15 +169,15 @@ class CpuBackend final : public Backend {
             x[i + half] = x2 * cs[i] + x1 * cs[half + i];
           }
         };
-        for (int64_t h = 0; h < hq; ++h) rotate(q.as<float>() + t * hq * d + h * d);
-        for (int64_t h = 0; h < hk; ++h) rotate(k.as<float>() + t * hk * d + h * d);
+        for (int64_t h = 0; h < hq; ++h) rotate(q.as<float>() + t * q.stride0() + h * d);
+        for (int64_t h = 0; h < hk; ++h) rotate(k.as<float>() + t * k.stride0() + h * d);
         int64_t slot = md.h_slot_mapping[t];
         if (slot < 0) continue;  // padding token: nothing cached
         TANDEM_CHECK(slot / L.block_size < kv.num_blocks, "slot {} outside the pool", slot);
         for (int64_t h = 0; h < hk; ++h) {
           int64_t off = L.k_slot_offset(slot, layer, static_cast<int>(h));
-          std::memcpy(kv_base + off, k.as<float>() + t * hk * d + h * d, d * sizeof(float));
-          std::memcpy(kv_base + off + L.elems_per_page(), v.as<float>() + t * hk * d + h * d, d * sizeof(float));
+          std::memcpy(kv_base + off, k.as<float>() + t * k.stride0() + h * d, d * sizeof(float));
+          std::memcpy(kv_base + off + L.elems_per_page(), v.as<float>() + t * v.stride0() + h * d, d * sizeof(float));
         }
       }
     });
@@ -209,7 +210,7 @@ class CpuBackend final : public Backend {
         // The new tokens are the last q_len of ctx; this one sees cache positions [0, p].
         const int64_t p = ctx - q_len + (t - md.h_query_start[s]);
         const int32_t* table = md.h_block_tables + static_cast<int64_t>(s) * md.max_blocks_per_seq;
-        const float* qv = q.as<float>() + t * hq * d + h * d;
+        const float* qv = q.as<float>() + t * q.stride0() + h * d;
         scores.resize(p + 1);
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j <= p; ++j) {

@@ -1,0 +1,107 @@
+// `tandem proxy`: the client-facing router for disaggregated (xPyD) or colocated fleets. Thin: parses
+// flags, runs proxy::ProxyServer until SIGINT/SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+
+#include "common/logging.h"
+#include "proxy/proxy_server.h"
+#include "tandem/commands.h"
+
+namespace tandem::app {
+
+namespace {
+
+struct ProxyFlags {
+  proxy::ProxyConfig config;
+  std::string routing = "least_loaded";
+  std::string log_level = "info";
+  double connect_timeout_s = 5;
+  double prefill_timeout_s = 300;
+  double decode_timeout_s = 300;
+  double request_timeout_s = 6 * 3600;
+  double health_interval_s = 2;
+  double health_timeout_s = 1;
+};
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+}
+
+int run_proxy(ProxyFlags& f) {
+  if (Status st = set_log_level(f.log_level); !st.ok()) {
+    std::fprintf(stderr, "error: --log-level: %s\n", st.message().c_str());
+    return 2;
+  }
+  auto routing = proxy::parse_routing_policy(f.routing);
+  if (!routing.ok()) {
+    std::fprintf(stderr, "error: --routing: %s\n", routing.status().message().c_str());
+    return 2;
+  }
+  proxy::ProxyConfig& c = f.config;
+  c.routing = *routing;
+  c.connect_timeout = to_ms(f.connect_timeout_s);
+  c.prefill_timeout = to_ms(f.prefill_timeout_s);
+  c.decode_idle_timeout = to_ms(f.decode_timeout_s);
+  c.request_timeout = to_ms(f.request_timeout_s);
+  c.health_interval = to_ms(f.health_interval_s);
+  c.health_timeout = to_ms(f.health_timeout_s);
+
+  // Block the stop signals before any thread starts (threads inherit the mask); wait for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto server = proxy::ProxyServer::create(c);
+  if (!server.ok()) {
+    std::fprintf(stderr, "error: %s\n", server.status().message().c_str());
+    return 2;
+  }
+  if (Status st = (*server)->start(); !st.ok()) {
+    std::fprintf(stderr, "error: %s\n", st.to_string().c_str());
+    return 1;
+  }
+  for (;;) {
+    timespec wait{1, 0};
+    int sig = sigtimedwait(&stop_signals, nullptr, &wait);
+    if (sig == SIGINT || sig == SIGTERM) {
+      TLOG_INFO("proxy: signal {} received, shutting down", sig);
+      break;
+    }
+  }
+  (*server)->stop(std::chrono::seconds(5));
+  return 0;
+}
+
+}  // namespace
+
+void register_proxy(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<ProxyFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "proxy", "Client-facing router for disaggregated prefill/decode (or colocated) instances");
+  auto& c = flags->config;
+  cmd->add_option("--host", c.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", c.port, "Port to listen on (0: ephemeral)")->capture_default_str();
+  cmd->add_option("--prefill", c.prefill_urls, "Prefill (KV producer) instance URL, e.g. http://127.0.0.1:7100; repeatable");
+  cmd->add_option("--decode", c.decode_urls, "Decode (KV consumer) instance URL; repeatable");
+  cmd->add_option("--colocated", c.colocated_urls,
+                  "Instance doing both phases (no disaggregation): plain load balancing; repeatable");
+  cmd->add_option("--routing", flags->routing, "Instance choice: least_loaded or round_robin")->capture_default_str();
+  cmd->add_option("--api-key", c.api_key,
+                  "Require 'Authorization: Bearer KEY' from clients on /v1/* (the header is forwarded to the instances)");
+  cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warning, error")->capture_default_str();
+  cmd->add_option("--connect-timeout", flags->connect_timeout_s, "Seconds to connect to an instance")->capture_default_str();
+  cmd->add_option("--prefill-timeout", flags->prefill_timeout_s, "Seconds for a whole prefill leg")->capture_default_str();
+  cmd->add_option("--decode-timeout", flags->decode_timeout_s, "Longest silence (s) on a decode leg")->capture_default_str();
+  cmd->add_option("--request-timeout", flags->request_timeout_s, "Seconds for any one leg in total")->capture_default_str();
+  cmd->add_option("--health-interval", flags->health_interval_s, "Seconds between instance health checks")->capture_default_str();
+  cmd->add_option("--health-timeout", flags->health_timeout_s, "Seconds a health check may take")->capture_default_str();
+  cmd->add_option("--threads", c.server_threads, "Client-facing I/O threads")->capture_default_str();
+  cmd->add_option("--upstream-threads", c.upstream_threads, "Threads for the connections to instances")->capture_default_str();
+  cmd->callback([flags, &exit_code] { exit_code = run_proxy(*flags); });
+}
+
+}  // namespace tandem::app

@@ -1,0 +1,485 @@
+// CudaBackend: the Backend interface on one CUDA device and one stream per instance (no globals).
+// bf16 activations/weights/KV with fp32 accumulation; GEMMs through cuBLASLt (cublaslt_gemm.h), the
+// rest through the backend's own kernels (cuda_kernels.h). Attention is planned once per step in
+// prepare_attention(): the prefill work list goes to a device buffer at a fixed address and the decode
+// split count follows from the batch shape only, so CUDA graphs captured over attention() replay
+// correctly after a later prepare_attention() for the same shape.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda/cublaslt_gemm.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_kernels.h"
+
+namespace tandem {
+namespace {
+
+constexpr size_t kGemmWorkspaceBytes = 32u << 20;
+constexpr int kMaxHeadDim = 256;
+constexpr int kSampleRowsCapacity = 1024;
+constexpr int64_t kInitialWorkItems = 16384;
+
+// Device memory freed with the owning device current (a Buffer may be dropped from any thread).
+void free_on_device(int device, void* p) {
+  int prev = -1;
+  cudaGetDevice(&prev);
+  if (prev != device) cudaSetDevice(device);
+  cudaFree(p);
+  if (prev != device && prev >= 0) cudaSetDevice(prev);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_id) : device_id_(device_id) {}
+
+  ~CudaBackend() override {
+    use_device();
+    if (stream_) cudaStreamSynchronize(stream_);
+    for (cudaGraphExec_t g : graphs_) cudaGraphExecDestroy(g);
+    gemm_.reset();
+    for (void* p : device_allocs_) cudaFree(p);
+    for (void* p : host_allocs_) cudaFreeHost(p);
+    if (plan_copy_done_) cudaEventDestroy(plan_copy_done_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  Status init() {
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_id_));
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_id_));
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&plan_copy_done_, cudaEventDisableTiming));
+    gemm_ = std::make_unique<cuda::CublasLtGemm>();
+    TANDEM_RETURN_IF_ERROR(gemm_->init(kGemmWorkspaceBytes));
+    TANDEM_CUDA_RETURN_IF_ERROR(cuda::prepare_kernel_attributes());
+    // Decode split partials: bounded by decode_num_splits (splits > 1 only while the blocks stay under
+    // 4 * SMs, each covering at most 8 q heads), so one fixed allocation serves every batch shape.
+    const int64_t max_entries = static_cast<int64_t>(4) * sm_count_ * 8;
+    TANDEM_ASSIGN_OR_RETURN(void* po, device_alloc(sizeof(float) * max_entries * kMaxHeadDim));
+    TANDEM_ASSIGN_OR_RETURN(void* pml, device_alloc(sizeof(float) * max_entries * 2));
+    partial_o_ = static_cast<float*>(po);
+    partial_ml_ = static_cast<float*>(pml);
+    partial_entries_ = max_entries;
+    TANDEM_RETURN_IF_ERROR(ensure_work_capacity(kInitialWorkItems));
+    TANDEM_ASSIGN_OR_RETURN(sample_rows_dev_, device_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
+    TANDEM_ASSIGN_OR_RETURN(sample_ids_dev_, device_alloc(sizeof(int32_t) * kSampleRowsCapacity));
+    TANDEM_ASSIGN_OR_RETURN(sample_rows_host_, host_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
+    TANDEM_ASSIGN_OR_RETURN(sample_ids_host_, host_alloc(sizeof(int32_t) * kSampleRowsCapacity));
+    return Status::Ok();
+  }
+
+  std::string name() const override { return fmt::format("cuda:{}", device_id_); }
+  Device device() const override { return Device::kCuda; }
+  DType compute_dtype() const override { return DType::kBF16; }
+
+  // ---- memory ----
+  Result<Buffer> allocate(size_t bytes) override {
+    use_device();
+    void* p = nullptr;
+    if (bytes > 0) {
+      cudaError_t err = cudaMalloc(&p, bytes);
+      if (err != cudaSuccess) {
+        cudaGetLastError();
+        return ResourceExhaustedError("cudaMalloc of {} bytes on cuda:{} failed: {}", bytes, device_id_,
+                                      cudaGetErrorString(err));
+      }
+    }
+    const int dev = device_id_;
+    return Buffer(p, bytes, Device::kCuda, [dev](void* q) { free_on_device(dev, q); });
+  }
+  void memory_info(size_t* free_bytes, size_t* total_bytes) const override {
+    use_device();
+    TANDEM_CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+  }
+  // A pageable host source is staged before the call returns; a pinned one must stay valid until the
+  // stream reaches the copy.
+  void copy_to_device(void* dst, const void* host_src, size_t bytes) override {
+    if (bytes == 0) return;
+    use_device();
+    TANDEM_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+  void copy_to_host(void* host_dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    use_device();
+    TANDEM_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy_device(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    use_device();
+    TANDEM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void synchronize() override {
+    use_device();
+    TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  // ---- ops ----
+  void embedding(const TensorView& ids, const TensorView& table, TensorView out) override {
+    check_on_device(ids, DType::kI32, "embedding ids");
+    check_on_device(table, DType::kBF16, "embedding table");
+    check_on_device(out, DType::kBF16, "embedding out");
+    const int n = static_cast<int>(ids.numel());
+    const int hidden = static_cast<int>(table.dim(1));
+    TANDEM_CHECK(out.numel() == static_cast<int64_t>(n) * hidden, "embedding out {} for {} x {}", out.shape_string(), n, hidden);
+    use_device();
+    cuda::launch_embedding(ids.as<int32_t>(), table.data, out.data, n, hidden, static_cast<int>(table.dim(0)), stream_);
+    check_launch("embedding");
+  }
+
+  void rms_norm(const TensorView& x, const TensorView& w, float eps, TensorView out) override {
+    check_on_device(x, DType::kBF16, "rms_norm x");
+    check_on_device(w, DType::kBF16, "rms_norm w");
+    check_on_device(out, DType::kBF16, "rms_norm out");
+    const int64_t hidden = w.numel();
+    TANDEM_CHECK(hidden > 0 && x.numel() % hidden == 0 && out.numel() == x.numel(), "rms_norm shapes {} {} {}",
+                 x.shape_string(), w.shape_string(), out.shape_string());
+    use_device();
+    cuda::launch_rms_norm(x.data, w.data, out.data, static_cast<int>(x.numel() / hidden), static_cast<int>(hidden), eps,
+                          stream_);
+    check_launch("rms_norm");
+  }
+
+  void add_rms_norm(const TensorView& x, TensorView residual, const TensorView& w, float eps, TensorView out) override {
+    check_on_device(x, DType::kBF16, "add_rms_norm x");
+    check_on_device(residual, DType::kBF16, "add_rms_norm residual");
+    check_on_device(w, DType::kBF16, "add_rms_norm w");
+    check_on_device(out, DType::kBF16, "add_rms_norm out");
+    const int64_t hidden = w.numel();
+    TANDEM_CHECK(hidden > 0 && x.numel() % hidden == 0 && residual.numel() == x.numel() && out.numel() == x.numel(),
+                 "add_rms_norm shapes {} {} {} {}", x.shape_string(), residual.shape_string(), w.shape_string(),
+                 out.shape_string());
+    use_device();
+    cuda::launch_add_rms_norm(x.data, residual.data, w.data, out.data, static_cast<int>(x.numel() / hidden),
+                              static_cast<int>(hidden), eps, stream_);
+    check_launch("add_rms_norm");
+  }
+
+  void matmul(const TensorView& x, const TensorView& w, TensorView out) override {
+    check_on_device(x, DType::kBF16, "matmul x");
+    check_on_device(w, DType::kBF16, "matmul w");
+    TANDEM_CHECK(out.device == Device::kCuda && (out.dtype == DType::kBF16 || out.dtype == DType::kF32),
+                 "matmul out must be bf16 or f32 on cuda, got {}", dtype_name(out.dtype));
+    TANDEM_CHECK(w.ndim == 2, "matmul w must be 2-D, got {}", w.shape_string());
+    const int64_t n = w.dim(0), k = w.dim(1);
+    TANDEM_CHECK(k > 0 && x.numel() % k == 0, "matmul x {} vs w {}", x.shape_string(), w.shape_string());
+    const int64_t m = x.numel() / k;
+    TANDEM_CHECK(out.numel() == m * n, "matmul out {} for [{}, {}]", out.shape_string(), m, n);
+    use_device();
+    gemm_->run(x.data, w.data, out.data, m, n, k, out.dtype == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF, stream_);
+  }
+
+  void rope_and_cache_write(TensorView q, TensorView k, const TensorView& v, const TensorView& cos_sin_cache,
+                            const AttentionMetadata& md, const KvCacheView& kv, int layer) override {
+    check_on_device(q, DType::kBF16, "rope q");
+    check_on_device(k, DType::kBF16, "rope k");
+    check_on_device(v, DType::kBF16, "rope v");
+    check_on_device(cos_sin_cache, DType::kF32, "cos_sin_cache");
+    check_kv(kv, layer);
+    const KvLayout& L = kv.layout;
+    const int n = md.num_tokens;
+    TANDEM_CHECK(cos_sin_cache.row_elems() == L.head_dim, "cos_sin_cache rows {} vs head_dim {}",
+                 cos_sin_cache.row_elems(), L.head_dim);
+    TANDEM_CHECK(k.dim(0) >= n && k.row_elems() == L.elems_per_token() && v.dim(0) >= n &&
+                     v.row_elems() == L.elems_per_token(),
+                 "rope k {} v {} for {} tokens", k.shape_string(), v.shape_string(), n);
+    TANDEM_CHECK(q.ndim >= 1 && q.dim(0) >= n && q.row_elems() % L.head_dim == 0, "rope q {} for {} tokens",
+                 q.shape_string(), n);
+    const int hq = static_cast<int>(q.row_elems() / L.head_dim);
+    use_device();
+    cuda::launch_rope_and_cache_write(q.data, q.stride0(), k.data, k.stride0(), v.data, v.stride0(),
+                                      cos_sin_cache.as<float>(), md.positions.as<int32_t>(),
+                                      md.slot_mapping.as<int32_t>(), n, hq, pool_layer(kv, layer), stream_);
+    check_launch("rope_and_cache_write");
+  }
+
+  Status prepare_attention(const AttentionMetadata& md, const KvCacheView& kv, int num_q_heads) override {
+    const KvLayout& L = kv.layout;
+    if (kv.device != Device::kCuda || L.dtype != DType::kBF16)
+      return InvalidArgumentError("cuda attention needs a bf16 KV pool on cuda, got {} on {}", dtype_name(L.dtype),
+                                  device_name(kv.device));
+    if (L.head_dim <= 0 || L.head_dim > kMaxHeadDim)
+      return InvalidArgumentError("cuda attention supports head_dim 1..{}, got {}", kMaxHeadDim, L.head_dim);
+    if (L.num_kv_heads <= 0 || num_q_heads % L.num_kv_heads != 0 || num_q_heads / L.num_kv_heads > 64)
+      return InvalidArgumentError("cuda attention: {} q heads over {} kv heads (need a multiple, ratio <= 64)",
+                                  num_q_heads, L.num_kv_heads);
+    if (md.num_decode_seqs < 0 || md.num_decode_seqs > md.num_seqs)
+      return InvalidArgumentError("num_decode_seqs {} of {} sequences", md.num_decode_seqs, md.num_seqs);
+    use_device();
+    plan_.num_q_heads = num_q_heads;
+    plan_.num_seqs = md.num_seqs;
+    plan_.num_tokens = md.num_tokens;
+    // The split-K decode kernel reads 16-byte vectors: head_dim % 8 == 0. Otherwise decodes go through
+    // the prefill kernel as one-token chunks.
+    plan_.num_decode = L.head_dim % 8 == 0 ? md.num_decode_seqs : 0;
+    plan_.num_splits = cuda::decode_num_splits(plan_.num_decode, L.num_kv_heads, num_q_heads, sm_count_);
+    TANDEM_CHECK(plan_.num_splits == 1 ||
+                 static_cast<int64_t>(plan_.num_decode) * num_q_heads * plan_.num_splits <= partial_entries_);
+    const int tpt = cuda::prefill_tile_tokens(num_q_heads, L.num_kv_heads);
+    plan_.num_work_items = work_item_bound(md.num_tokens, md.num_seqs, plan_.num_decode, tpt);
+    TANDEM_RETURN_IF_ERROR(ensure_work_capacity(plan_.num_work_items));
+    // The previous step's plan upload must have left the pinned staging before it is overwritten.
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(plan_copy_done_));
+    int64_t w = 0;
+    for (int s = plan_.num_decode; s < md.num_seqs; ++s) {
+      const int q_len = md.h_query_start[s + 1] - md.h_query_start[s];
+      for (int qt = 0; qt < q_len; qt += tpt) {
+        TANDEM_CHECK(w < plan_.num_work_items);
+        work_host_[2 * w] = s;
+        work_host_[2 * w + 1] = qt;
+        ++w;
+      }
+    }
+    for (; w < plan_.num_work_items; ++w) work_host_[2 * w] = work_host_[2 * w + 1] = -1;
+    if (plan_.num_work_items > 0) {
+      TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(work_dev_, work_host_, sizeof(int32_t) * 2 * plan_.num_work_items,
+                                                  cudaMemcpyHostToDevice, stream_));
+    }
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(plan_copy_done_, stream_));
+    plan_.valid = true;
+    return Status::Ok();
+  }
+
+  void attention(const TensorView& q, const KvCacheView& kv, int layer, const AttentionMetadata& md, float scale,
+                 TensorView out) override {
+    check_on_device(q, DType::kBF16, "attention q");
+    check_on_device(out, DType::kBF16, "attention out");
+    check_kv(kv, layer);
+    TANDEM_CHECK(plan_.valid && plan_.num_seqs == md.num_seqs && plan_.num_tokens == md.num_tokens,
+                 "attention() without a matching prepare_attention() ({} seqs / {} tokens planned, {} / {} given)",
+                 plan_.num_seqs, plan_.num_tokens, md.num_seqs, md.num_tokens);
+    const KvLayout& L = kv.layout;
+    TANDEM_CHECK(q.ndim >= 1 && q.dim(0) >= md.num_tokens && q.row_elems() == int64_t{plan_.num_q_heads} * L.head_dim &&
+                     out.dim(0) >= md.num_tokens && out.row_elems() == q.row_elems(),
+                 "attention q {} out {} for {} tokens of {} heads", q.shape_string(), out.shape_string(),
+                 md.num_tokens, plan_.num_q_heads);
+    cuda::PagedAttentionArgs a;
+    a.q = q.data;
+    a.q_stride = q.stride0();
+    TANDEM_CHECK(plan_.num_decode == 0 || (a.q_stride % 8 == 0 && (reinterpret_cast<uintptr_t>(q.data) & 15u) == 0),
+                 "attention q rows must be 16-byte aligned for the decode kernel (stride {})", a.q_stride);    a.out = out.data;
+    a.kv = pool_layer(kv, layer);
+    a.query_start = md.query_start.as<int32_t>();
+    a.context_lens = md.context_lens.as<int32_t>();
+    a.block_tables = md.block_tables.as<int32_t>();
+    a.max_blocks_per_seq = md.max_blocks_per_seq;
+    a.num_q_heads = plan_.num_q_heads;
+    a.scale = scale;
+    use_device();
+    cuda::launch_paged_decode(a, plan_.num_decode, plan_.num_splits, partial_o_, partial_ml_, stream_);
+    cuda::launch_paged_prefill(a, work_dev_, static_cast<int>(plan_.num_work_items), stream_);
+    check_launch("attention");
+  }
+
+  void silu_mul(const TensorView& gate_up, TensorView out) override {
+    check_on_device(gate_up, DType::kBF16, "silu_mul gate_up");
+    check_on_device(out, DType::kBF16, "silu_mul out");
+    const int64_t inter = gate_up.dim(-1) / 2;
+    const int64_t n = gate_up.numel() / std::max<int64_t>(1, 2 * inter);
+    TANDEM_CHECK(out.numel() == n * inter, "silu_mul out {} for gate_up {}", out.shape_string(), gate_up.shape_string());
+    use_device();
+    cuda::launch_silu_mul(gate_up.data, out.data, static_cast<int>(n), static_cast<int>(inter), stream_);
+    check_launch("silu_mul");
+  }
+
+  void gather_rows(const TensorView& x, const TensorView& row_ids, TensorView out) override {
+    TANDEM_CHECK(x.device == Device::kCuda && out.device == Device::kCuda && x.dtype == out.dtype,
+                 "gather_rows x/out must be cuda tensors of one dtype");
+    check_on_device(row_ids, DType::kI32, "gather_rows row_ids");
+    const int m = static_cast<int>(row_ids.numel());
+    TANDEM_CHECK(out.ndim >= 1 && out.dim(0) >= m && out.row_elems() == x.row_elems(),
+                 "gather_rows out {} for {} rows of {}", out.shape_string(), m, x.shape_string());
+    use_device();
+    cuda::launch_gather_rows(x.data, row_ids.as<int32_t>(), out.data, m, x.dim(0),
+                             static_cast<size_t>(x.row_elems()) * dtype_size(x.dtype), stream_);
+    check_launch("gather_rows");
+  }
+
+  void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<int32_t> out_host) override {
+    check_on_device(logits, DType::kF32, "sample logits");
+    const int64_t m = static_cast<int64_t>(rows.size());
+    TANDEM_CHECK(static_cast<int64_t>(out_host.size()) >= m && logits.ndim == 2 && logits.dim(0) >= m,
+                 "sample: {} rows, logits {}, {} outputs", m, logits.shape_string(), out_host.size());
+    const int vocab = static_cast<int>(logits.dim(1));
+    use_device();
+    auto* rows_host = static_cast<cuda::SamplingRowDevice*>(sample_rows_host_);
+    auto* ids_host = static_cast<int32_t*>(sample_ids_host_);
+    for (int64_t r0 = 0; r0 < m; r0 += kSampleRowsCapacity) {
+      const int chunk = static_cast<int>(std::min<int64_t>(kSampleRowsCapacity, m - r0));
+      for (int i = 0; i < chunk; ++i) {
+        const SamplingRow& r = rows[r0 + i];
+        rows_host[i] = cuda::SamplingRowDevice{r.temperature, r.top_k, r.top_p, r.min_p, r.seed, r.step};
+      }
+      TANDEM_CUDA_CHECK(cudaMemcpyAsync(sample_rows_dev_, rows_host, sizeof(cuda::SamplingRowDevice) * chunk,
+                                        cudaMemcpyHostToDevice, stream_));
+      cuda::launch_sample(logits.as<float>() + r0 * vocab, chunk, vocab,
+                          static_cast<const cuda::SamplingRowDevice*>(sample_rows_dev_),
+                          static_cast<int32_t*>(sample_ids_dev_), stream_);
+      check_launch("sample");
+      TANDEM_CUDA_CHECK(cudaMemcpyAsync(ids_host, sample_ids_dev_, sizeof(int32_t) * chunk, cudaMemcpyDeviceToHost,
+                                        stream_));
+      TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      std::memcpy(out_host.data() + r0, ids_host, sizeof(int32_t) * chunk);
+    }
+  }
+
+  // ---- graphs ----
+  bool supports_graphs() const override { return true; }
+  Status begin_capture() override {
+    use_device();
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    return Status::Ok();
+  }
+  Result<int> end_capture() override {
+    use_device();
+    cudaGraph_t graph = nullptr;
+    cudaError_t err = cudaStreamEndCapture(stream_, &graph);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      if (graph) cudaGraphDestroy(graph);
+      return InternalError("cudaStreamEndCapture failed (an op did something not capturable?): {}",
+                           cudaGetErrorString(err));
+    }
+    cudaGraphExec_t exec = nullptr;
+    err = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      return InternalError("cudaGraphInstantiate failed: {}", cudaGetErrorString(err));
+    }
+    graphs_.push_back(exec);
+    return static_cast<int>(graphs_.size()) - 1;
+  }
+  Status replay_graph(int graph_id) override {
+    if (graph_id < 0 || graph_id >= static_cast<int>(graphs_.size()))
+      return InvalidArgumentError("no CUDA graph {} (have {})", graph_id, graphs_.size());
+    use_device();
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graphs_[graph_id], stream_));
+    return Status::Ok();
+  }
+
+ private:
+  struct AttentionPlan {
+    bool valid = false;
+    int num_q_heads = 0;
+    int num_seqs = 0;
+    int num_tokens = 0;
+    int num_decode = 0;
+    int num_splits = 1;
+    int64_t num_work_items = 0;
+  };
+
+  // Upper bound on prefill tiles from the batch shape alone (so a captured grid fits every batch of
+  // that shape): each sequence's last tile may be partial.
+  static int64_t work_item_bound(int num_tokens, int num_seqs, int num_decode, int tpt) {
+    const int64_t prefill_tokens = num_tokens - num_decode;  // decodes have one token each
+    const int64_t prefill_seqs = num_seqs - num_decode;
+    if (prefill_seqs <= 0) return 0;
+    return (prefill_tokens + tpt - 1) / tpt + prefill_seqs;
+  }
+
+  void use_device() const {
+    int cur = -1;
+    cudaGetDevice(&cur);
+    if (cur != device_id_) TANDEM_CUDA_CHECK(cudaSetDevice(device_id_));
+  }
+  void check_launch(const char* op) const {
+    cudaError_t err = cudaGetLastError();
+    TANDEM_CHECK(err == cudaSuccess, "cuda {} launch failed: {}", op, cudaGetErrorString(err));
+  }
+  static void check_on_device(const TensorView& t, DType dtype, const char* what) {
+    TANDEM_CHECK(t.device == Device::kCuda && t.dtype == dtype, "{} must be {} on cuda, got {} on {}", what,
+                 dtype_name(dtype), dtype_name(t.dtype), device_name(t.device));
+  }
+  static void check_kv(const KvCacheView& kv, int layer) {
+    TANDEM_CHECK(kv.device == Device::kCuda && kv.layout.dtype == DType::kBF16 && layer >= 0 &&
+                     layer < kv.layout.num_layers,
+                 "KV pool must be bf16 on cuda (layer {} of {})", layer, kv.layout.num_layers);
+  }
+  static cuda::KvPoolLayer pool_layer(const KvCacheView& kv, int layer) {
+    cuda::KvPoolLayer p;
+    p.base = kv.base;
+    p.layer_offset = static_cast<int64_t>(layer) * kv.layout.elems_per_layer_block();
+    p.elems_per_block = kv.layout.elems_per_block();
+    p.elems_per_page = kv.layout.elems_per_page();
+    p.block_size = kv.layout.block_size;
+    p.num_kv_heads = kv.layout.num_kv_heads;
+    p.head_dim = kv.layout.head_dim;
+    return p;
+  }
+
+  Result<void*> device_alloc(size_t bytes) {
+    void* p = nullptr;
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, bytes));
+    device_allocs_.push_back(p);
+    return p;
+  }
+  Result<void*> host_alloc(size_t bytes) {
+    void* p = nullptr;
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaMallocHost(&p, bytes));
+    host_allocs_.push_back(p);
+    return p;
+  }
+  // Grows the prefill work list. Old buffers stay alive (a captured graph may still point at them).
+  Status ensure_work_capacity(int64_t items) {
+    if (items <= work_capacity_) return Status::Ok();
+    const int64_t cap = std::max<int64_t>(items, 2 * work_capacity_);
+    if (work_host_) TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(plan_copy_done_));
+    TANDEM_ASSIGN_OR_RETURN(void* d, device_alloc(sizeof(int32_t) * 2 * cap));
+    TANDEM_ASSIGN_OR_RETURN(void* h, host_alloc(sizeof(int32_t) * 2 * cap));
+    work_dev_ = static_cast<int32_t*>(d);
+    work_host_ = static_cast<int32_t*>(h);
+    work_capacity_ = cap;
+    return Status::Ok();
+  }
+
+  int device_id_;
+  int sm_count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t plan_copy_done_ = nullptr;
+  std::unique_ptr<cuda::CublasLtGemm> gemm_;
+  std::vector<cudaGraphExec_t> graphs_;
+  std::vector<void*> device_allocs_;
+  std::vector<void*> host_allocs_;
+
+  AttentionPlan plan_;
+  float* partial_o_ = nullptr;
+  float* partial_ml_ = nullptr;
+  int64_t partial_entries_ = 0;
+  int32_t* work_dev_ = nullptr;
+  int32_t* work_host_ = nullptr;
+  int64_t work_capacity_ = 0;
+
+  void* sample_rows_dev_ = nullptr;
+  void* sample_ids_dev_ = nullptr;
+  void* sample_rows_host_ = nullptr;
+  void* sample_ids_host_ = nullptr;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device_id) {
+  const int count = cuda_device_count();
+  if (device_id < 0 || device_id >= count)
+    return UnavailableError("CUDA device {} requested but {} device(s) are visible", device_id, count);
+  auto backend = std::make_unique<CudaBackend>(device_id);
+  Status st = backend->init();
+  if (!st.ok()) return st.with_context(fmt::format("creating the CUDA backend on device {}", device_id));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace tandem

@@ -1,0 +1,552 @@
+// Engine and Engine::Impl: model + tokenizer loading, memory planning, the engine thread's step loop
+// (inbox -> connector events -> schedule -> forward -> sample -> emit) and request bookkeeping.
+//
+// Threads: callers touch only the inbox, the abort list, the live-id set and the metrics snapshot (all
+// under mu_). Everything else (scheduler, blocks, requests, connector) belongs to the engine thread.
+// An idle engine waits on cv_ (or in KvConnector::wait_for_events while transfers or leases are
+// pending); it never spins.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "backend/backend_factory.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "engine/kv_connector.h"
+#include "engine/model_runner.h"
+#include "engine/request.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "engine/text_stream.h"
+#include "kv/block_manager.h"
+#include "kv/kv_pool.h"
+#include "model/llama_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tandem {
+
+namespace {
+
+// A request as the engine thread tracks it: scheduling state plus its output side.
+struct LiveRequest {
+  Request req;
+  std::shared_ptr<OutputChannel> channel;
+  std::unique_ptr<TextStream> text;
+  bool skip_first_output = false;  // consumer: the producer already returned the first token
+};
+
+}  // namespace
+
+class Engine::Impl {
+ public:
+  Impl(const EngineConfig& config, std::unique_ptr<KvConnector> connector)
+      : config_(config), connector_(std::move(connector)), seed_gen_(config.seed) {}
+  ~Impl() { shutdown(std::chrono::milliseconds(0)); }
+
+  Status init();
+  Result<std::shared_ptr<OutputChannel>> add_request(EngineRequest request);
+  void abort_request(const std::string& id);
+  EngineMetrics metrics() const {
+    std::lock_guard lock(mu_);
+    return metrics_;
+  }
+  void shutdown(std::chrono::milliseconds deadline);
+
+  EngineConfig config_;
+  ModelConfig model_config_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+
+ private:
+  void loop();
+  bool step();  // false: nothing was scheduled
+  void drain_inbox();
+  void handle_connector_events();
+  // Appends-side handling of a new token of `lr` (already in req.tokens). Returns true when finished.
+  void on_token(LiveRequest& lr, int32_t token, std::optional<TokenLogprob> logprob, bool emit);
+  void finish(LiveRequest& lr, FinishReason reason, std::optional<std::string> stop_reason, Status error,
+              RequestOutput out);
+  void finish_all(FinishReason reason, const Status& error);
+  RequestOutput make_output(const LiveRequest& lr) const;
+  void publish_metrics();
+  void mark_dead(const Status& st);
+
+  std::unique_ptr<KvConnector> connector_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<KvPool> pool_;
+  std::unique_ptr<BlockManager> bm_;
+  std::unique_ptr<Scheduler> sched_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<Sampler> sampler_;
+  std::vector<int32_t> eos_ids_;
+  std::string engine_id_;
+
+  // Shared with callers.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<LiveRequest>> inbox_;
+  std::vector<std::string> aborts_;
+  std::unordered_set<std::string> live_ids_;
+  size_t num_queued_ = 0;  // inbox + scheduler waiting, for the max_waiting_requests check
+  bool accepting_ = true;
+  bool draining_ = false;
+  bool stop_now_ = false;
+  TimePoint drain_deadline_{};
+  std::mt19937_64 seed_gen_;
+  EngineMetrics metrics_;
+  std::thread thread_;
+
+  // Engine thread only.
+  std::unordered_map<std::string, std::unique_ptr<LiveRequest>> requests_;
+  std::vector<RunnerSeq> runner_seqs_;
+  std::vector<Request*> sample_reqs_;
+  std::vector<int32_t> sampled_;
+  std::vector<std::optional<TokenLogprob>> sampled_logprobs_;
+  uint64_t num_steps_ = 0, prompt_tokens_ = 0, generation_tokens_ = 0;
+  bool dead_ = false;
+};
+
+Status Engine::Impl::init() {
+  TANDEM_RETURN_IF_ERROR(config_.validate());
+  const auto& dir = config_.model_dir;
+  TANDEM_ASSIGN_OR_RETURN(model_config_, ModelConfig::from_file(dir / "config.json"));
+  if (std::filesystem::exists(dir / "tokenizer.json")) {
+    auto tok = Tokenizer::load(dir);
+    if (!tok.ok()) return tok.status().with_context("loading the tokenizer");
+    tokenizer_ = std::move(tok).value();
+  }
+  eos_ids_ = model_config_.eos_token_ids;
+  if (tokenizer_) {
+    for (int32_t id : tokenizer_->eos_token_ids())
+      if (std::find(eos_ids_.begin(), eos_ids_.end(), id) == eos_ids_.end()) eos_ids_.push_back(id);
+  }
+
+  TANDEM_ASSIGN_OR_RETURN(backend_, create_backend({config_.device, config_.device_id, config_.num_threads}));
+  const int max_pos = model_config_.max_position_embeddings;
+  if (config_.max_model_len > max_pos) {
+    return InvalidArgumentError("max_model_len {} exceeds the model's max_position_embeddings {}", config_.max_model_len,
+                                max_pos);
+  }
+  int max_len = config_.max_model_len > 0 ? config_.max_model_len : max_pos;
+  ModelLoadOptions lo;
+  lo.load_format = config_.load_format;
+  lo.seed = config_.seed;
+  lo.max_num_batched_tokens = config_.max_num_batched_tokens;
+  lo.max_num_seqs = config_.max_num_seqs;
+  lo.max_model_len = max_len;
+  TANDEM_ASSIGN_OR_RETURN(model_, LlamaModel::load(dir, model_config_, lo, *backend_));
+
+  // Memory plan.
+  KvLayout layout{model_config_.num_layers, model_config_.num_kv_heads, model_config_.head_dim, config_.block_size,
+                  backend_->compute_dtype()};
+  int64_t num_blocks = config_.num_kv_blocks;
+  ModelRunnerOptions ro{config_.max_num_seqs, config_.max_num_batched_tokens, max_len};
+  if (num_blocks == 0) {
+    if (backend_->device() == Device::kCpu) {
+      num_blocks = static_cast<int64_t>(config_.cpu_kv_cache_bytes / layout.block_bytes());
+    } else {
+      // Weights and the model's workspace are allocated by now; leave room for the runner's buffers.
+      size_t free_b = 0, total_b = 0;
+      backend_->memory_info(&free_b, &total_b);
+      const double used = static_cast<double>(total_b - free_b);
+      const double runner_bytes =
+          static_cast<double>(config_.max_num_seqs) * model_config_.vocab_size * 4.0 +
+          4.0 * (3.0 * config_.max_num_batched_tokens + config_.max_num_seqs * (3.0 + max_len / config_.block_size + 1));
+      const double budget = config_.gpu_memory_utilization * static_cast<double>(total_b) - used - runner_bytes;
+      num_blocks = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(layout.block_bytes())) : 0;
+      TLOG_INFO("memory plan: total {:.2f} GiB, used after load {:.2f} GiB (weights {:.2f} GiB), KV {} blocks",
+                total_b / 1073741824.0, used / 1073741824.0, model_->weight_bytes() / 1073741824.0, num_blocks);
+    }
+  }
+  if (num_blocks <= 0) {
+    return ResourceExhaustedError("no memory left for the KV cache (block of {} bytes); lower max_num_seqs or raise "
+                                  "the memory budget",
+                                  layout.block_bytes());
+  }
+  const int64_t pool_tokens = num_blocks * config_.block_size;
+  if (config_.max_model_len > 0 && config_.max_model_len > pool_tokens) {
+    return ResourceExhaustedError("max_model_len {} needs more KV than the pool holds ({} tokens in {} blocks)",
+                                  config_.max_model_len, pool_tokens, num_blocks);
+  }
+  max_len = static_cast<int>(std::min<int64_t>(max_len, pool_tokens));
+  config_.max_model_len = max_len;
+  ro.max_model_len = max_len;
+  if (num_blocks > INT32_MAX / 2) num_blocks = INT32_MAX / 2;
+  TANDEM_ASSIGN_OR_RETURN(pool_, KvPool::create(*backend_, layout, num_blocks));
+  bm_ = std::make_unique<BlockManager>(static_cast<int32_t>(num_blocks), config_.block_size, config_.enable_prefix_caching);
+  sched_ = std::make_unique<Scheduler>(SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens}, *bm_,
+                                       connector_.get());
+  TANDEM_ASSIGN_OR_RETURN(runner_, ModelRunner::create(*backend_, *model_, pool_->view(), ro));
+  sampler_ = std::make_unique<Sampler>(*backend_, model_config_.vocab_size, eos_ids_);
+
+  std::random_device rd;
+  engine_id_ = fmt::format("tandem-{:016x}", (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                                                 static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  if (connector_) {
+    KvConnectorContext ctx{pool_->view(), model_config_.fingerprint(), tokenizer_ ? tokenizer_->fingerprint() : "",
+                           engine_id_};
+    TANDEM_RETURN_IF_ERROR(connector_->initialize(ctx));
+  }
+  TLOG_INFO("engine {}: {} on {}, {} KV blocks of {} tokens ({:.1f} MiB), max_model_len {}", engine_id_,
+            model_config_.architecture, backend_->name(), num_blocks, config_.block_size,
+            pool_->bytes() / 1048576.0, max_len);
+  publish_metrics();
+  thread_ = std::thread([this] { loop(); });
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<OutputChannel>> Engine::Impl::add_request(EngineRequest request) {
+  if (request.prompt_token_ids.empty()) return InvalidArgumentError("the prompt is empty");
+  TANDEM_RETURN_IF_ERROR(request.sampling.validate());
+  const int vocab = model_config_.vocab_size;
+  for (int32_t t : request.prompt_token_ids)
+    if (t < 0 || t >= vocab) return InvalidArgumentError("prompt token id {} is outside the vocabulary [0, {})", t, vocab);
+  const int64_t prompt_len = static_cast<int64_t>(request.prompt_token_ids.size());
+  if (prompt_len + request.sampling.max_tokens > config_.max_model_len) {
+    return OutOfRangeError(
+        "this model's maximum context length is {} tokens; the request has {} prompt tokens and max_tokens {}",
+        config_.max_model_len, prompt_len, request.sampling.max_tokens);
+  }
+  auto lr = std::make_unique<LiveRequest>();
+  if (connector_ && request.kv_transfer_params_json) {
+    RemotePrefillInfo info;
+    auto role = connector_->classify(request, &info);
+    if (!role.ok()) return role.status();
+    lr->req.kv_role = *role;
+    if (*role == KvRole::kRemotePrefill) {
+      if (info.num_prompt_tokens != prompt_len) {
+        return InvalidArgumentError("kv_transfer_params num_prompt_tokens {} does not match the prompt's {} tokens",
+                                    info.num_prompt_tokens, prompt_len);
+      }
+      if (info.first_token_id < 0 || info.first_token_id >= vocab)
+        return InvalidArgumentError("kv_transfer_params first_token_id {} is outside the vocabulary", info.first_token_id);
+      lr->req.remote = info;
+      lr->req.forced_first_token = info.first_token_id;
+      lr->skip_first_output = true;
+    }
+  }
+  Request& r = lr->req;
+  r.id = request.request_id;
+  r.tokens = std::move(request.prompt_token_ids);
+  r.num_prompt_tokens = static_cast<int32_t>(prompt_len);
+  r.sampling = std::move(request.sampling);
+  r.priority = request.priority;
+  r.arrival_time = Clock::now();
+  lr->text = std::make_unique<TextStream>(tokenizer_, r.sampling);
+  lr->channel = std::make_shared<OutputChannel>();
+  auto channel = lr->channel;
+  {
+    std::lock_guard lock(mu_);
+    if (metrics_.dead) return UnavailableError("the engine stopped after an internal error");
+    if (!accepting_) return UnavailableError("the engine is shutting down");
+    if (live_ids_.count(r.id)) return AlreadyExistsError("request id '{}' is already in use", r.id);
+    if (num_queued_ >= static_cast<size_t>(config_.max_waiting_requests))
+      return ResourceExhaustedError("the waiting queue is full ({} requests)", config_.max_waiting_requests);
+    r.seed = r.sampling.seed ? *r.sampling.seed : seed_gen_();
+    live_ids_.insert(r.id);
+    ++num_queued_;
+    inbox_.push_back(std::move(lr));
+  }
+  cv_.notify_one();
+  return channel;
+}
+
+void Engine::Impl::abort_request(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    if (!live_ids_.count(id)) return;
+    aborts_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+void Engine::Impl::shutdown(std::chrono::milliseconds deadline) {
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+    if (!draining_) {
+      draining_ = true;
+      drain_deadline_ = Clock::now() + deadline;
+    } else {
+      drain_deadline_ = std::min(drain_deadline_, Clock::now() + deadline);
+    }
+  }
+  cv_.notify_all();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (connector_) {
+    connector_->shutdown();
+  }
+}
+
+void Engine::Impl::drain_inbox() {
+  std::deque<std::unique_ptr<LiveRequest>> inbox;
+  std::vector<std::string> aborts;
+  {
+    std::lock_guard lock(mu_);
+    inbox.swap(inbox_);
+    aborts.swap(aborts_);
+  }
+  for (auto& lr : inbox) {
+    Request* r = &lr->req;
+    std::string id = r->id;
+    requests_[id] = std::move(lr);
+    sched_->add(r);
+  }
+  for (const std::string& id : aborts) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    finish(*it->second, FinishReason::kAbort, std::nullopt, AbortedError("request aborted"), make_output(*it->second));
+  }
+}
+
+void Engine::Impl::handle_connector_events() {
+  if (!connector_) return;
+  KvConnectorEvents ev = connector_->poll();
+  for (const std::string& id : ev.leases_released) sched_->release_lease(id);
+  for (auto& [id, st] : ev.loads_finished) {
+    Request* r = sched_->on_load_finished(id, st.ok());
+    if (!r) continue;
+    LiveRequest& lr = *requests_.at(id);
+    if (st.ok()) {
+      // The prompt is computed and the producer's first token appended: process it without emitting.
+      on_token(lr, r->tokens.back(), std::nullopt, /*emit=*/false);
+    } else if (connector_->failure_policy() == KvLoadFailurePolicy::kFail) {
+      finish(lr, FinishReason::kError, std::nullopt, st.with_context("remote KV load failed"), make_output(lr));
+    } else {
+      TLOG_WARN("request {}: remote KV load failed ({}); prefilling locally", id, st.to_string());
+    }
+  }
+}
+
+RequestOutput Engine::Impl::make_output(const LiveRequest& lr) const {
+  const Request& r = lr.req;
+  RequestOutput out;
+  out.prompt_tokens = r.num_prompt_tokens;
+  out.completion_tokens = r.num_output_tokens();
+  out.cached_prompt_tokens = std::max(0, r.num_cached_tokens);
+  out.remote_prompt_tokens = r.num_remote_tokens;
+  if (r.first_scheduled_time) out.queue_time_s = seconds_between(r.arrival_time, *r.first_scheduled_time);
+  if (r.first_token_time) out.first_token_time_s = seconds_between(r.arrival_time, *r.first_token_time);
+  return out;
+}
+
+void Engine::Impl::on_token(LiveRequest& lr, int32_t token, std::optional<TokenLogprob> logprob, bool emit) {
+  Request& r = lr.req;
+  if (!r.first_token_time) r.first_token_time = Clock::now();
+  const SamplingParams& p = r.sampling;
+  const int32_t n_out = r.num_output_tokens();
+  const bool check_stop = n_out >= p.min_tokens;
+  TextStream::Piece piece = lr.text->push(token, check_stop);
+
+  RequestOutput out = make_output(lr);
+  if (emit) {
+    out.new_token_ids.push_back(token);
+    out.new_text = std::move(piece.text);
+    if (logprob) out.logprobs.push_back(std::move(*logprob));
+  }
+  const bool is_eos = std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
+  const bool is_stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end();
+  std::optional<FinishReason> reason;
+  std::optional<std::string> stop_reason;
+  if (check_stop && is_eos && !p.ignore_eos) {
+    reason = FinishReason::kStop;
+  } else if (check_stop && is_stop_id) {
+    reason = FinishReason::kStop;
+    stop_reason = std::to_string(token);
+  } else if (piece.stop_string) {
+    reason = FinishReason::kStop;
+    stop_reason = piece.stop_string;
+  } else if (n_out >= p.max_tokens || r.num_tokens() >= config_.max_model_len) {
+    reason = FinishReason::kLength;
+  } else if (r.kv_role == KvRole::kRemoteDecode) {
+    reason = FinishReason::kLength;  // a producer stops after the first token
+  }
+  if (reason) {
+    if (!piece.stop_string && emit) out.new_text += lr.text->finish();
+    finish(lr, *reason, std::move(stop_reason), Status::Ok(), std::move(out));
+    return;
+  }
+  if (emit) lr.channel->push(std::move(out));
+}
+
+void Engine::Impl::finish(LiveRequest& lr, FinishReason reason, std::optional<std::string> stop_reason, Status error,
+                          RequestOutput out) {
+  Request& r = lr.req;
+  const std::string id = r.id;
+  const bool producer = connector_ && r.kv_role == KvRole::kRemoteDecode;
+  if (producer && (reason == FinishReason::kStop || reason == FinishReason::kLength) &&
+      r.state == RequestState::kRunning && r.num_output_tokens() > 0) {
+    std::vector<int32_t> blocks = sched_->remove_and_lease(&r);
+    out.kv_transfer_params_json =
+        connector_->on_prefill_finished(id, blocks, r.num_prompt_tokens, r.output()[0]);
+  } else {
+    if (producer) connector_->on_request_aborted(id);
+    sched_->remove(&r);
+  }
+  out.finish_reason = reason;
+  out.stop_reason = std::move(stop_reason);
+  if (reason == FinishReason::kError) out.error = std::move(error);
+  lr.channel->push(std::move(out));
+  lr.channel->close();
+  {
+    std::lock_guard lock(mu_);
+    live_ids_.erase(id);
+  }
+  requests_.erase(id);  // destroys lr
+}
+
+void Engine::Impl::finish_all(FinishReason reason, const Status& error) {
+  std::vector<std::string> ids;
+  for (auto& [id, lr] : requests_) ids.push_back(id);
+  for (const std::string& id : ids) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    finish(*it->second, reason, std::nullopt, error, make_output(*it->second));
+  }
+}
+
+bool Engine::Impl::step() {
+  SchedulerOutput out = sched_->schedule();
+  for (Request* p : out.preempted) TLOG_DEBUG("request {} preempted (recompute)", p->id);
+  if (out.empty()) return false;
+  runner_seqs_.clear();
+  sample_reqs_.clear();
+  for (const ScheduledSeq& s : out.seqs) {
+    runner_seqs_.push_back({s.req->tokens, s.req->num_computed_tokens, s.num_new_tokens, s.req->blocks.blocks, s.samples});
+    if (s.samples) sample_reqs_.push_back(s.req);
+  }
+  auto logits = runner_->execute(runner_seqs_, out.num_decodes);
+  if (!logits.ok()) {
+    mark_dead(logits.status());
+    return true;
+  }
+  sampler_->sample(*logits, sample_reqs_, &sampled_, &sampled_logprobs_);
+  sched_->on_step_computed(out);
+  ++num_steps_;
+  for (const ScheduledSeq& s : out.seqs) {
+    const int64_t prompt_part =
+        std::max<int64_t>(0, std::min<int64_t>(s.req->num_computed_tokens, s.req->num_prompt_tokens) -
+                                 std::max<int64_t>(s.req->num_computed_tokens - s.num_new_tokens, 0));
+    prompt_tokens_ += static_cast<uint64_t>(std::min<int64_t>(prompt_part, s.num_new_tokens));
+  }
+  for (size_t i = 0; i < sample_reqs_.size(); ++i) {
+    Request* r = sample_reqs_[i];
+    int32_t token = sampled_[i];
+    bool emit = true;
+    if (r->num_output_tokens() == 0 && r->forced_first_token) {
+      token = *r->forced_first_token;  // a consumer that recomputed: the producer's token stands
+      emit = false;
+    }
+    r->tokens.push_back(token);
+    ++generation_tokens_;
+    LiveRequest& lr = *requests_.at(r->id);
+    on_token(lr, token, std::move(sampled_logprobs_[i]), emit && !(lr.skip_first_output && r->num_output_tokens() == 1));
+  }
+  return true;
+}
+
+void Engine::Impl::mark_dead(const Status& st) {
+  TLOG_ERROR("engine step failed: {}; failing all requests", st.to_string());
+  dead_ = true;
+  {
+    std::lock_guard lock(mu_);
+    metrics_.dead = true;
+    accepting_ = false;
+  }
+  drain_inbox();
+  finish_all(FinishReason::kError, st.with_context("engine failure"));
+}
+
+void Engine::Impl::publish_metrics() {
+  EngineMetrics m;
+  if (sched_) {
+    m.num_running = static_cast<int>(sched_->num_running());
+    m.num_waiting_for_remote_kv = static_cast<int>(sched_->num_waiting_for_remote_kv());
+    m.num_waiting = static_cast<int>(sched_->num_waiting()) + m.num_waiting_for_remote_kv;
+    m.num_total_blocks = bm_->num_total_blocks();
+    m.num_free_blocks = bm_->num_free_blocks();
+    m.num_used_blocks = bm_->num_used_blocks();
+    m.kv_usage = m.num_total_blocks ? static_cast<double>(m.num_used_blocks) / m.num_total_blocks : 0.0;
+    m.prefix_cache_queries = sched_->prefix_queries();
+    m.prefix_cache_hits = sched_->prefix_hits();
+    m.num_preemptions = sched_->num_preemptions();
+  }
+  m.prompt_tokens = prompt_tokens_;
+  m.generation_tokens = generation_tokens_;
+  m.num_steps = num_steps_;
+  m.dead = dead_;
+  std::lock_guard lock(mu_);
+  num_queued_ = inbox_.size() + (sched_ ? sched_->num_waiting() : 0);
+  metrics_ = m;
+}
+
+void Engine::Impl::loop() {
+  while (true) {
+    drain_inbox();
+    bool draining;
+    TimePoint deadline;
+    {
+      std::lock_guard lock(mu_);
+      draining = draining_;
+      deadline = drain_deadline_;
+    }
+    if (draining && (requests_.empty() || Clock::now() >= deadline)) break;
+    bool worked = false;
+    if (!dead_) {
+      try {
+        handle_connector_events();
+        worked = step();
+      } catch (const std::exception& e) {
+        mark_dead(InternalError("exception in the engine step: {}", e.what()));
+      }
+    }
+    publish_metrics();
+    if (worked) continue;
+    // Idle: wait for a request, an abort, shutdown, or a connector event.
+    if (connector_ && connector_->has_pending_work()) {
+      {
+        std::lock_guard lock(mu_);
+        if (!inbox_.empty() || !aborts_.empty()) continue;
+      }
+      connector_->wait_for_events(std::chrono::milliseconds(5));
+    } else {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(draining ? 10 : 200),
+                   [&] { return !inbox_.empty() || !aborts_.empty() || (draining_ && !draining); });
+    }
+  }
+  drain_inbox();
+  finish_all(FinishReason::kAbort, AbortedError("engine shut down"));
+  sched_->release_all();
+  publish_metrics();
+}
+
+// ---- Engine ----
+
+Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, std::unique_ptr<KvConnector> connector) {
+  auto impl = std::make_unique<Impl>(config, std::move(connector));
+  TANDEM_RETURN_IF_ERROR(impl->init());
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Result<std::shared_ptr<OutputChannel>> Engine::add_request(EngineRequest request) {
+  return impl_->add_request(std::move(request));
+}
+void Engine::abort_request(const std::string& request_id) { impl_->abort_request(request_id); }
+EngineMetrics Engine::metrics() const { return impl_->metrics(); }
+const EngineConfig& Engine::config() const { return impl_->config_; }
+const ModelConfig& Engine::model_config() const { return impl_->model_config_; }
+std::shared_ptr<const Tokenizer> Engine::tokenizer() const { return impl_->tokenizer_; }
+void Engine::shutdown(std::chrono::milliseconds deadline) { impl_->shutdown(deadline); }
+
+}  // namespace tandem

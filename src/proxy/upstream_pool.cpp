@@ -1,0 +1,75 @@
+// UpstreamPool: shard threads with per-instance HTTP clients (see upstream_pool.h).
+#include "proxy/upstream_pool.h"
+
+#include <boost/asio/post.hpp>
+
+#include <future>
+
+#include "common/logging.h"
+
+namespace tandem::proxy {
+
+UpstreamPool::UpstreamPool(int num_shards, const InstanceRegistry& registry) {
+  const size_t n = registry.size();
+  for (int s = 0; s < std::max(1, num_shards); ++s) {
+    auto shard = std::make_unique<Shard>();
+    for (size_t i = 0; i < n; ++i) {
+      const InstanceUrl& url = registry.url(i);
+      shard->clients.push_back(std::make_unique<net::HttpClient>(
+          shard->io, url.host, url.port, net::HttpClientOptions{.user_agent = "tandem-proxy"}));
+    }
+    shards_.push_back(std::move(shard));
+  }
+}
+
+UpstreamPool::~UpstreamPool() { stop(); }
+
+void UpstreamPool::start() {
+  if (started_) return;
+  started_ = true;
+  for (auto& shard : shards_) {
+    shard->work.emplace(shard->io.get_executor());
+    Shard* s = shard.get();
+    s->thread = std::thread([s] {
+      // Handlers do not throw by contract; a third-party exception must not kill the process silently.
+      for (;;) {
+        try {
+          s->io.run();
+          return;
+        } catch (const std::exception& e) {
+          TLOG_ERROR("proxy: exception on an upstream thread: {}", e.what());
+        }
+      }
+    });
+  }
+}
+
+void UpstreamPool::post(size_t shard, std::function<void()> fn) {
+  boost::asio::post(shards_[shard]->io, std::move(fn));
+}
+
+void UpstreamPool::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& shard : shards_) {
+    if (started_) {
+      // Destroy the clients on their own thread: that cancels in-flight calls there.
+      auto done = std::make_shared<std::promise<void>>();
+      auto fut = done->get_future();
+      Shard* s = shard.get();
+      boost::asio::post(s->io, [s, done] {
+        s->clients.clear();
+        done->set_value();
+      });
+      if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        TLOG_WARN("proxy: an upstream thread did not stop within 10 s");
+      }
+      s->work.reset();
+      s->io.stop();
+      if (s->thread.joinable()) s->thread.join();
+    }
+    shard->clients.clear();
+  }
+}
+
+}  // namespace tandem::proxy

@@ -1,0 +1,55 @@
+// UpstreamPool: the proxy's connections to its engine instances. net::HttpClient is single-threaded, so
+// the pool runs N shards, each an io_context on its own thread holding one keep-alive HttpClient per
+// instance; a client request is pinned to one shard and all of its upstream work runs there.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "net/http_client.h"
+#include "proxy/instance_registry.h"
+
+namespace tandem::proxy {
+
+class UpstreamPool {
+ public:
+  // One HttpClient per instance of `registry` on each of `num_shards` shards.
+  UpstreamPool(int num_shards, const InstanceRegistry& registry);
+  ~UpstreamPool();  // stop()
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  void start();
+  // Cancels in-flight upstream calls (their callbacks see kAborted), stops and joins the shard threads.
+  // Idempotent.
+  void stop();
+
+  size_t num_shards() const { return shards_.size(); }
+  size_t next_shard() { return next_.fetch_add(1, std::memory_order_relaxed) % shards_.size(); }
+  boost::asio::io_context& io(size_t shard) { return shards_[shard]->io; }
+  // Runs `fn` on the shard's thread.
+  void post(size_t shard, std::function<void()> fn);
+  // Only on the shard's thread.
+  net::HttpClient& client(size_t shard, size_t instance) { return *shards_[shard]->clients[instance]; }
+
+ private:
+  struct Shard {
+    boost::asio::io_context io{1};
+    std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+    std::vector<std::unique_ptr<net::HttpClient>> clients;
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<size_t> next_{0};
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace tandem::proxy

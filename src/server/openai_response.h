@@ -1,0 +1,62 @@
+// OpenAiResponseBuilder: renders the JSON bodies of one request's answer in the OpenAI / vLLM shapes:
+// the full response (text_completion / chat.completion), stream chunks (text_completion /
+// chat.completion.chunk), the final usage chunk, and logprobs in each endpoint's format.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "engine/request_output.h"
+#include "server/openai_request.h"
+
+namespace tandem {
+
+class Tokenizer;
+
+struct UsageInfo {
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  std::optional<int32_t> cached_tokens;  // prompt_tokens_details.cached_tokens when known
+};
+
+// "stop", "length", "abort", "error".
+std::string_view finish_reason_string(FinishReason r);
+
+class OpenAiResponseBuilder {
+ public:
+  // `tokenizer` (may be null) renders logprob tokens; `stop_token_ids` lets a numeric stop_reason be
+  // reported as an integer as vLLM does.
+  OpenAiResponseBuilder(ApiEndpoint endpoint, std::string id, int64_t created, std::string model,
+                        const Tokenizer* tokenizer, bool with_logprobs, std::vector<int32_t> stop_token_ids = {});
+
+  const std::string& id() const { return id_; }
+
+  // Stream chunks (the JSON payload of one SSE event).
+  std::string role_chunk() const;  // chat: the first chunk, delta {"role": "assistant", "content": ""}
+  std::string delta_chunk(std::string_view text, std::span<const TokenLogprob> logprobs,
+                          std::optional<FinishReason> finish, const std::optional<std::string>& stop_reason,
+                          const std::optional<UsageInfo>& usage = std::nullopt);
+  std::string usage_chunk(const UsageInfo& usage) const;  // choices [] + usage
+
+  // Non-streaming body. `kv_transfer_params_json` (a JSON object text) becomes "kv_transfer_params".
+  std::string full_response(std::string_view text, std::span<const TokenLogprob> logprobs, FinishReason finish,
+                            const std::optional<std::string>& stop_reason, const UsageInfo& usage,
+                            const std::optional<std::string>& kv_transfer_params_json);
+
+ private:
+  std::string token_string(int32_t id) const;
+  std::string header_json_prefix(std::string_view object) const;
+
+  ApiEndpoint endpoint_;
+  std::string id_;
+  int64_t created_;
+  std::string model_;
+  const Tokenizer* tokenizer_;
+  bool with_logprobs_;
+  std::vector<int32_t> stop_token_ids_;
+  int64_t text_offset_ = 0;  // completions logprobs: characters emitted so far
+};
+
+}  // namespace tandem
