@@ -13,6 +13,8 @@ namespace {
 
 constexpr int kMaxRetry = 10;
 
+void force_exact_length(const Tokenizer& tok, std::string& prompt, int target);
+
 // Decodes, re-encodes and truncates/extends `ids` until the text re-encodes to `target` tokens.
 std::string decode_to_target_len(const Tokenizer& tok, std::vector<int32_t> ids, int target, BenchRng& rng,
                                  int64_t& mismatch, int& final_len) {
@@ -23,7 +25,12 @@ std::string decode_to_target_len(const Tokenizer& tok, std::vector<int32_t> ids,
     ids = tok.encode(prompt, /*add_special_tokens=*/false);
     int n = static_cast<int>(ids.size());
     if (tries_left <= 0) {
-      if (n != target) mismatch += n - target;
+      if (n != target) {
+        force_exact_length(tok, prompt, target);
+        ids = tok.encode(prompt, false);
+        n = static_cast<int>(ids.size());
+        if (n != target) mismatch += n - target;
+      }
       break;
     }
     if (n == target) break;
@@ -36,6 +43,48 @@ std::string decode_to_target_len(const Tokenizer& tok, std::vector<int32_t> ids,
   }
   final_len = static_cast<int>(ids.size());
   return prompt;
+}
+
+// Strings that usually encode to one token of their own at the end of a text (tried in order).
+constexpr const char* kFillers[] = {" a", " the", " and", " I", " x", ".", ",", "a", "!", " "};
+
+size_t utf8_last_char_start(const std::string& s) {
+  size_t i = s.size() - 1;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  return i;
+}
+
+// tandem's extension after vLLM's loop: when 10 decode/re-encode rounds did not converge (random ids
+// that decode to invalid UTF-8 or re-merge differently; common with small vocabularies), edit the
+// text itself: cut to the target by tokens and then by characters, and pad with filler strings that
+// add exactly one token, so every prompt re-encodes to exactly `target` tokens.
+void force_exact_length(const Tokenizer& tok, std::string& prompt, int target) {
+  std::vector<int32_t> ids = tok.encode(prompt, false);
+  for (int iter = 0; iter < 4 * target + 64; ++iter) {
+    int n = static_cast<int>(ids.size());
+    if (n == target) return;
+    if (n > target) {
+      std::string cut = tok.decode(std::span<const int32_t>(ids.data(), static_cast<size_t>(target)), false);
+      if (static_cast<int>(tok.encode(cut, false).size()) <= target && cut.size() < prompt.size()) {
+        prompt = std::move(cut);
+      } else if (!prompt.empty()) {
+        prompt.erase(utf8_last_char_start(prompt));
+      } else {
+        return;
+      }
+    } else {
+      bool padded = false;
+      for (const char* f : kFillers) {
+        if (static_cast<int>(tok.encode(prompt + f, false).size()) == n + 1) {
+          prompt += f;
+          padded = true;
+          break;
+        }
+      }
+      if (!padded) prompt += kFillers[0];
+    }
+    ids = tok.encode(prompt, false);
+  }
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 // - allowed ids = [0, vocab) minus the special ids; a shared prefix of --random-prefix-len ids drawn
 //   from them; request i's body is allowed[(offset_i + i + k) % |allowed|] for k < input_len_i.
 // - decode -> re-encode (without special tokens) -> truncate or extend with random ids, up to 10
-//   retries, so that the prompt re-encodes to prefix_len + input_len_i tokens; prompt_len is that length
+//   retries, so that the prompt re-encodes to prefix_len + input_len_i tokens; where vLLM would give
+//   up with a mismatch, tandem then edits the text (cut by tokens / characters, pad with one-token
+//   fillers such as " a") until it re-encodes exactly; prompt_len is that length
 //   (as in vLLM, without the special tokens; with them the server counts --random-input-len tokens, and
 //   the benchmark takes usage.prompt_tokens from the response when the server reports it).
 // The vocabulary is Tokenizer::vocab_size() (added tokens included, special ones excluded).

@@ -348,6 +348,7 @@ Result<HttpUrl> HttpUrl::parse(std::string_view url) {
     port = authority.substr(colon + 1);
   }
   out.host = std::string(host);
+  if (out.host.empty()) return InvalidArgumentError("URL '{}' has no host", url);
   if (!port.empty()) {
     int p = 0;
     for (char c : port) {

@@ -46,6 +46,11 @@ class HfTokenizer final : public Tokenizer {
                                           bool add_generation_prompt) const override;
   std::string fingerprint() const override { return fingerprint_; }
   bool is_partial_byte_token(int32_t id) const override;
+  bool contributes_to_decode(int32_t id, bool skip_special_tokens) const override {
+    if (id < 0 || static_cast<size_t>(id) >= entries_.size()) return false;
+    const Entry& e = entries_[id];
+    return e.present && !(skip_special_tokens && e.skip);
+  }
   std::optional<std::string> chat_template_format() const override;
 
  private:

@@ -75,8 +75,10 @@ IncrementalDecoder::IncrementalDecoder(std::shared_ptr<const Tokenizer> tokenize
 
 std::string IncrementalDecoder::step(int32_t id) {
   ids_.push_back(id);
-  // A trailing byte-fallback token may still merge with the next ones into one character.
-  if (tok_->is_partial_byte_token(id)) return "";
+  // A trailing byte-fallback token may still merge with the next ones into one character; ids that
+  // decode to nothing (unknown, skipped special) do not end such a run.
+  if (tok_->contributes_to_decode(id, skip_special_)) pending_byte_token_ = tok_->is_partial_byte_token(id);
+  if (pending_byte_token_) return "";
   std::span<const int32_t> all(ids_);
   std::string prefix_text = tok_->decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_);
   std::string new_text = tok_->decode(all.subspan(prefix_offset_), skip_special_);

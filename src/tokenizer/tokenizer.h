@@ -68,6 +68,10 @@ class Tokenizer {
   // True for byte-fallback tokens ("<0xXX>") whose text depends on the tokens that follow them; the
   // IncrementalDecoder holds text back while the last token is one.
   virtual bool is_partial_byte_token(int32_t id) const { return false; }
+  // False when decode() drops `id` (unknown id, or a special token under skip_special_tokens).
+  virtual bool contributes_to_decode(int32_t id, bool skip_special_tokens) const {
+    return id_to_token(id).has_value() && !(skip_special_tokens && is_special(id));
+  }
 };
 
 // Streaming detokenizer for one sequence: feed generated ids one at a time, get the new text. Never
@@ -87,6 +91,7 @@ class IncrementalDecoder {
   // windows); each step decodes ids_[prefix_offset_..] and returns what extends it.
   size_t prefix_offset_ = 0;
   size_t read_offset_ = 0;
+  bool pending_byte_token_ = false;  // the last contributing id is a byte-fallback token
 };
 
 }  // namespace tandem
