@@ -214,7 +214,7 @@ def main():
     ap.add_argument("--keep", type=int, default=64, help="logit positions kept per sequence (the last ones)")
     ap.add_argument("--norm-std", type=float, default=0.1, help="RMSNorm weights are 1 + N(0, norm_std)")
     ap.add_argument("--no-fp32-reference", action="store_true", help="skip the fp32 noise-floor forward")
-    ap.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ap.add_argument("--force", action="store_true", help="replace --out if it is an earlier output of this tool")
     args = ap.parse_args()
 
     import torch
@@ -226,6 +226,8 @@ def main():
     if os.path.exists(args.out) and os.listdir(args.out):
         if not args.force:
             raise SystemExit(f"{args.out} exists and is not empty (use --force to replace it)")
+        if not os.path.isdir(os.path.join(args.out, "reference")):  # what this tool creates first
+            raise SystemExit(f"{args.out} does not look like this tool's output (no reference/); not deleting it")
         shutil.rmtree(args.out)
     os.makedirs(args.out, exist_ok=True)
     ref_dir = os.path.join(args.out, "reference")

@@ -70,7 +70,6 @@ void register_generate(CLI::App& app, int& exit_code) {
         }
       }
     }
-    // A large prompt may exceed the default batch: give the runner room for it.
     auto engine = Engine::create(c);
     if (!engine.ok()) return fail(1, engine.status().to_string());
     auto tok = (*engine)->tokenizer();

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "common/logging.h"
+#include "proxy/overhead_bench.h"
 #include "proxy/proxy_server.h"
 #include "tandem/commands.h"
 
@@ -102,6 +103,26 @@ void register_proxy(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", c.server_threads, "Client-facing I/O threads")->capture_default_str();
   cmd->add_option("--upstream-threads", c.upstream_threads, "Threads for the connections to instances")->capture_default_str();
   cmd->callback([flags, &exit_code] { exit_code = run_proxy(*flags); });
+
+  // `tandem proxy-bench`: the proxy's added latency over direct calls (see proxy/overhead_bench.h).
+  auto bench = std::make_shared<proxy::OverheadBenchOptions>();
+  auto interval_ms = std::make_shared<int>(50);
+  CLI::App* b = app.add_subcommand("proxy-bench", "Measure the proxy's latency overhead over direct calls (mock instance, loopback)");
+  b->add_option("--streams", bench->streams, "Concurrent streams")->capture_default_str();
+  b->add_option("--tokens", bench->tokens, "Chunks per stream")->capture_default_str();
+  b->add_option("--interval-ms", *interval_ms, "Milliseconds between chunks of a stream")->capture_default_str();
+  b->add_option("--client-threads", bench->client_threads, "Load generator threads")->capture_default_str();
+  b->add_option("--proxy-threads", bench->proxy_threads, "Proxy client-facing and upstream threads (each)")
+      ->capture_default_str();
+  b->add_option("--instance-threads", bench->instance_threads, "Mock instance I/O threads")->capture_default_str();
+  b->add_flag("--disaggregated", bench->disaggregated, "Route as 1P1D (the mock plays both roles) instead of colocated");
+  b->callback([bench, interval_ms, &exit_code] {
+    bench->interval = std::chrono::milliseconds(*interval_ms);
+    spdlog::set_level(spdlog::level::warn);
+    Status st = proxy::run_overhead_bench(*bench);
+    if (!st.ok()) std::fprintf(stderr, "error: %s\n", st.to_string().c_str());
+    exit_code = st.ok() ? 0 : 1;
+  });
 }
 
 }  // namespace tandem::app

@@ -273,7 +273,7 @@ Result<ServeBenchmarkRun> run_serve_benchmark(const ServeBenchmarkOptions& o,
   if (o.num_warmups > 0) {
     logf(log, fmt::format("Warming up with {} requests...\n", o.num_warmups));
     std::vector<SampleRequest> warm(static_cast<size_t>(o.num_warmups), requests[0]);
-    ProgressBar bar(warm.size(), log, o.progress_bar);
+    ProgressBar bar(warm.size(), stderr, o.progress_bar);  // tqdm draws on stderr
     BatchRunner(o, warm, std::vector<double>(warm.size(), 0.0), &bar).run();
     bar.close();
     logf(log, "Warmup run completed.\n");
@@ -285,7 +285,7 @@ Result<ServeBenchmarkRun> run_serve_benchmark(const ServeBenchmarkOptions& o,
                         o.burstiness == 1.0 ? "Poisson process" : "Gamma distribution"));
   logf(log, fmt::format("Maximum request concurrency: {}\n",
                         o.max_concurrency ? std::to_string(*o.max_concurrency) : std::string("None")));
-  ProgressBar bar(requests.size(), log, o.progress_bar);
+  ProgressBar bar(requests.size(), stderr, o.progress_bar);
   ServeBenchmarkRun run = BatchRunner(o, requests, std::move(arrivals), &bar).run();
   bar.close();
   return run;

@@ -41,7 +41,7 @@ struct ServeBenchmarkOptions {
   bool ignore_eos = false;
   std::optional<int> logprobs;
   int num_warmups = 0;
-  bool progress_bar = false;  // draw a progress bar on `log` (callers check for a TTY)
+  bool progress_bar = false;  // draw a progress bar on stderr (callers check for a TTY)
   std::string api_key;        // OPENAI_API_KEY
   std::chrono::milliseconds request_timeout{6LL * 3600 * 1000};  // per request, as aiohttp's default
   std::chrono::milliseconds connect_timeout{30'000};
@@ -53,7 +53,7 @@ struct ServeBenchmarkRun {
   TimePoint start{};                    // the benchmark start (RequestOutcome::start_time is relative to it)
 };
 
-// Runs the benchmark; `log` (may be null) gets vLLM's progress messages and the progress bar.
+// Runs the benchmark; `log` (may be null) gets vLLM's progress messages (the progress bar goes to stderr).
 // Fails only for bad options; request failures are reported in the outcomes.
 Result<ServeBenchmarkRun> run_serve_benchmark(const ServeBenchmarkOptions& options,
                                               const std::vector<SampleRequest>& requests, std::FILE* log);

@@ -92,7 +92,8 @@ SchedulerOutput Scheduler::schedule() {
          static_cast<int>(running_.size() + remote_waiting_.size()) < config_.max_num_seqs &&
          num_seqs < config_.max_num_seqs) {
     Request* r = waiting_.front();
-    if (r->kv_role == KvRole::kRemotePrefill && !r->remote_load_failed && connector_) {
+    // Only a fresh consumer request loads; after a load (or a failed one) preemption recomputes locally.
+    if (r->kv_role == KvRole::kRemotePrefill && !r->remote_load_failed && r->num_output_tokens() == 0 && connector_) {
       if (!admit_remote(r)) break;
       waiting_.pop_front();
       continue;

@@ -249,10 +249,8 @@ void HttpSession::on_close(uint64_t seq, std::function<void()> fn) {
 }
 
 void HttpSession::post(std::function<void()> fn) {
-  asio::post(socket_.get_executor(), [self = shared_from_this(), fn = std::move(fn)] {
-    if (self->phase_ == Phase::kClosed) return;
-    fn();
-  });
+  // Runs also after the connection closed, so that owners can finish their bookkeeping.
+  asio::post(socket_.get_executor(), [self = shared_from_this(), fn = std::move(fn)] { fn(); });
 }
 
 void HttpSession::queue_response_head(int status, std::string_view content_type, const HttpHeaders& headers,

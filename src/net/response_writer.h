@@ -36,7 +36,8 @@ class ResponseWriter {
   virtual void on_close(std::function<void()> fn) = 0;
 
   // Runs `fn` on the connection's strand (serialised with the connection's own work); use it to hand
-  // results produced on other threads (e.g. an engine channel's on_push) to the response.
+  // results produced on other threads (e.g. an engine channel's on_push) to the response. `fn` runs
+  // even after the connection closed (until the server stops).
   virtual void post(std::function<void()> fn) = 0;
 
   // Bytes queued for the socket and not yet written (for backpressure decisions).

@@ -46,7 +46,9 @@ struct HealthChecker::State : std::enable_shared_from_this<HealthChecker::State>
                                TLOG_DEBUG("proxy: health check of {} failed: {}", self->registry.url(i).text,
                                           st.ok() ? fmt::format("HTTP {}", *status) : st.to_string());
                              }
-                             self->registry.report_health_check(i, ok);
+                             if (self->registry.report_health_check(i, ok) && !ok) {
+                               self->pool.eject(i);  // legs in flight there fail over now
+                             }
                            }});
     }
     timer.expires_after(interval);

@@ -49,7 +49,33 @@ std::shared_ptr<net::HttpCall> ProxyRequest::send(size_t instance, std::string b
   req.total_timeout = total_timeout;
   upstream_status_ = 0;
   upstream_body_.clear();
+  ejected_ = false;
+  std::weak_ptr<ProxyRequest> weak = weak_from_this();
+  watch_id_ = ctx_.pool.watch(shard_, instance, [weak, instance] {
+    if (auto self = weak.lock()) self->on_instance_ejected(instance);
+  });
   return ctx_.pool.client(shard_, instance).request(std::move(req), std::move(cb));
+}
+
+void ProxyRequest::end_leg(size_t instance) {
+  call_.reset();
+  if (watch_id_ != 0) ctx_.pool.unwatch(shard_, instance, watch_id_);
+  watch_id_ = 0;
+}
+
+void ProxyRequest::on_instance_ejected(size_t instance) {
+  watch_id_ = 0;  // the pool dropped the watch when it fired
+  if (finished_ || !call_) return;
+  ejected_ = true;
+  if (auto call = call_) call->cancel();  // completes the leg with kAborted, handled as a failure
+}
+
+bool ProxyRequest::stopped_by_shutdown(const Status& st) {
+  if (st.code() != StatusCode::kAborted || ejected_) return false;
+  // Only the pool's shutdown cancels a live request's call without a reason: end quietly.
+  finished_ = true;
+  lease_.release();
+  return true;
 }
 
 void ProxyRequest::start() {
@@ -85,10 +111,11 @@ void ProxyRequest::start_prefill() {
 }
 
 void ProxyRequest::on_prefill_complete(const Status& st, size_t instance) {
-  call_.reset();
-  if (finished_) return;
+  end_leg(instance);
+  if (finished_ || stopped_by_shutdown(st)) return;
   if (!st.ok()) {
-    return prefill_leg_failed(instance, st.to_string(), st.code() == StatusCode::kUnavailable);
+    return prefill_leg_failed(instance, ejected_ ? "the instance failed its health check" : st.to_string(),
+                              st.code() == StatusCode::kUnavailable);
   }
   if (upstream_status_ >= 500) {
     return prefill_leg_failed(instance, fmt::format("HTTP {}: {}", upstream_status_, upstream_body_.substr(0, 300)),
@@ -202,10 +229,11 @@ void ProxyRequest::on_decode_body(std::string_view piece) {
 }
 
 void ProxyRequest::on_decode_complete(const Status& st, size_t instance) {
-  call_.reset();
-  if (finished_) return;
+  end_leg(instance);
+  if (finished_ || stopped_by_shutdown(st)) return;
   if (!st.ok()) {
-    return decode_leg_failed(instance, st.to_string(), client_status_for(st), st.code() == StatusCode::kUnavailable);
+    return decode_leg_failed(instance, ejected_ ? "the instance failed its health check" : st.to_string(),
+                             client_status_for(st), st.code() == StatusCode::kUnavailable);
   }
   if (upstream_status_ >= 500) {
     return decode_leg_failed(instance, fmt::format("HTTP {}: {}", upstream_status_, upstream_body_.substr(0, 300)),

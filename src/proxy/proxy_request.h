@@ -71,6 +71,12 @@ class ProxyRequest : public std::enable_shared_from_this<ProxyRequest> {
   void finish_success();
   void finish_with_error();
 
+  // Leg bookkeeping: the ejection watch of the leg's instance (see UpstreamPool::watch).
+  void end_leg(size_t instance);
+  void on_instance_ejected(size_t instance);
+  // Common handling of a transport-level error; returns true when the request is over (shutdown).
+  bool stopped_by_shutdown(const Status& st);
+
   std::shared_ptr<net::HttpCall> send(size_t instance, std::string body, std::chrono::milliseconds idle_timeout,
                                       std::chrono::milliseconds total_timeout, net::HttpResponseCallbacks cb);
 
@@ -86,6 +92,8 @@ class ProxyRequest : public std::enable_shared_from_this<ProxyRequest> {
   bool stream_started_ = false;
   bool decode_relayed_ = false;  // bytes of the decode leg reached the client: no more retries
   std::shared_ptr<net::HttpCall> call_;  // the upstream call in flight
+  uint64_t watch_id_ = 0;
+  bool ejected_ = false;  // the current leg was cancelled because its instance failed a health check
   InstanceLease lease_;
   std::vector<size_t> prefill_excluded_;
   std::vector<size_t> decode_excluded_;

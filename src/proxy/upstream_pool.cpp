@@ -18,6 +18,7 @@ UpstreamPool::UpstreamPool(int num_shards, const InstanceRegistry& registry) {
       shard->clients.push_back(std::make_unique<net::HttpClient>(
           shard->io, url.host, url.port, net::HttpClientOptions{.user_agent = "tandem-proxy"}));
     }
+    shard->watchers.resize(n);
     shards_.push_back(std::move(shard));
   }
 }
@@ -46,6 +47,29 @@ void UpstreamPool::start() {
 
 void UpstreamPool::post(size_t shard, std::function<void()> fn) {
   boost::asio::post(shards_[shard]->io, std::move(fn));
+}
+
+uint64_t UpstreamPool::watch(size_t shard, size_t instance, std::function<void()> on_eject) {
+  Shard& s = *shards_[shard];
+  uint64_t id = s.next_watch_id++;
+  s.watchers[instance].emplace(id, std::move(on_eject));
+  return id;
+}
+
+void UpstreamPool::unwatch(size_t shard, size_t instance, uint64_t id) {
+  shards_[shard]->watchers[instance].erase(id);
+}
+
+void UpstreamPool::eject(size_t instance) {
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    boost::asio::post(s->io, [s, instance] {
+      // Take them all first: each callback cancels its leg, which unwatches (and may start a new leg).
+      auto fired = std::move(s->watchers[instance]);
+      s->watchers[instance].clear();
+      for (auto& [id, fn] : fired) fn();
+    });
+  }
 }
 
 void UpstreamPool::stop() {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "net/http_client.h"
@@ -39,11 +40,20 @@ class UpstreamPool {
   // Only on the shard's thread.
   net::HttpClient& client(size_t shard, size_t instance) { return *shards_[shard]->clients[instance]; }
 
+  // Watchers of legs in flight (shard thread only): `on_eject` runs if `instance` is ejected by a failed
+  // health check while the leg runs, so a hung instance cannot hold requests until their timeouts.
+  uint64_t watch(size_t shard, size_t instance, std::function<void()> on_eject);
+  void unwatch(size_t shard, size_t instance, uint64_t id);
+  // From any thread: runs the watchers of `instance` on every shard.
+  void eject(size_t instance);
+
  private:
   struct Shard {
     boost::asio::io_context io{1};
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
     std::vector<std::unique_ptr<net::HttpClient>> clients;
+    std::vector<std::unordered_map<uint64_t, std::function<void()>>> watchers;  // per instance
+    uint64_t next_watch_id = 1;
     std::thread thread;
   };
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -1,7 +1,7 @@
 // CUDA backend row/elementwise ops and GEMMs against the CPU reference backend, on odd shapes (sizes
 // that are not multiples of 8/16/128 take the scalar paths). Inputs are bf16-rounded on both sides, so
 // the differences come from bf16 output rounding and accumulation order only:
-//   elementwise / norms: NMSE <= 1e-5, max-abs <= 2^-7 relative to values of order 1-4;
+//   elementwise / norms: NMSE <= 1e-5, max-abs <= 0.05 for values of order 1-4 (silu_mul: 2^-8 of max |ref|);
 //   matmul: NMSE <= 1e-5 (bf16 out) / 1e-9 (fp32 out), max-abs stated per case.
 #include <gtest/gtest.h>
 
@@ -80,7 +80,10 @@ TEST(CudaOps, SiluMul) {
     be.gpu->silu_mul(d_gu.view, d_out.view);
     std::vector<float> ref(static_cast<size_t>(n) * inter);
     be.cpu->silu_mul(host_view(gu, {n, 2 * inter}), host_view(ref, {n, inter}));
-    TANDEM_EXPECT_CLOSE(download(*be.gpu, d_out.view), ref, 1e-5, 0.05);
+    // Products reach ~50, where a bf16 half-ulp is 0.125: bound max-abs by 2^-8 of the largest |ref|.
+    float ref_max = 0.0f;
+    for (float r : ref) ref_max = std::max(ref_max, std::fabs(r));
+    TANDEM_EXPECT_CLOSE(download(*be.gpu, d_out.view), ref, 1e-5, ref_max / 256.0f);
   }
 }
 

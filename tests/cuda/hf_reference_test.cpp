@@ -11,7 +11,8 @@
 // It prints a per-sequence table, the noise floor the tool measured (HF bf16 vs HF fp32), tandem vs the
 // fp32 logits when present, and the load throughput from the page cache (the files are read once first).
 // Skips unless TANDEM_HF_REF_DIR is set and a CUDA device is visible (run by scripts/gpu-8b-check.sh).
-// Env: TANDEM_HF_REF_CHUNK = tokens per forward (default 2048).
+// Env: TANDEM_HF_REF_CHUNK = tokens per forward (default 2048); TANDEM_HF_REF_BACKEND=cpu (see below).
+// HfReferenceHarness checks the teacher-forcing harness itself on the CPU backend (runs everywhere).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "model/llama_model.h"
 #include "model/model_config.h"
@@ -205,7 +207,11 @@ TEST(HfReference, Llama8BShapeMatchesTransformers) {
     GTEST_SKIP() << "TANDEM_HF_REF_DIR is not set: this acceptance check needs a reference written by "
                     "tools/make_llama8b_reference.py (scripts/gpu-8b-check.sh does both)";
   }
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible: the HF reference check needs a GPU";
+  // TANDEM_HF_REF_BACKEND=cpu runs the same check on the CPU backend (for a small reference, to try the
+  // harness on a machine without a GPU); the acceptance check is the CUDA default.
+  const char* backend_env = std::getenv("TANDEM_HF_REF_BACKEND");
+  const bool on_cpu = backend_env && std::string(backend_env) == "cpu";
+  if (!on_cpu && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible: the HF reference check needs a GPU";
   const fs::path dir(env);
   const fs::path manifest_path = dir / "reference" / "manifest.json";
   ASSERT_TRUE(fs::exists(manifest_path)) << manifest_path << " not found: the reference is missing or incomplete "
@@ -228,9 +234,8 @@ TEST(HfReference, Llama8BShapeMatchesTransformers) {
     max_len = std::max(max_len, s.at("num_tokens").get<int>());
     max_positions = std::max(max_positions, s.at("num_positions").get<int>());
   }
-  ASSERT_LE(max_positions, chunk) << "TANDEM_HF_REF_CHUNK must cover the logit positions of one chunk";
 
-  auto backend_or = make_cuda_backend(0);
+  auto backend_or = on_cpu ? make_cpu_backend(0) : make_cuda_backend(0);
   ASSERT_TRUE(backend_or.ok()) << backend_or.status().to_string();
   Backend& be = **backend_or;
 
@@ -249,6 +254,8 @@ TEST(HfReference, Llama8BShapeMatchesTransformers) {
   const double load_s = seconds_since(t_load);
   ASSERT_TRUE(model_or.ok()) << model_or.status().to_string();
   LlamaModel& model = **model_or;
+  std::printf("[hf-ref] backend %s; %zu sequences; %d tokens per forward (TANDEM_HF_REF_CHUNK)\n", be.name().c_str(),
+              manifest.at("sequences").size(), chunk);
   std::printf("[hf-ref] checkpoint %.2f GB: first read %.2f s (%.2f GB/s); LlamaModel::load from the page cache "
               "%.2f s = %.2f GB/s (target >= 5 GB/s); weights on device %.2f GB, workspace %.1f MB\n",
               ckpt_bytes / 1e9, warm_s, ckpt_bytes / 1e9 / warm_s, load_s, ckpt_bytes / 1e9 / load_s,
@@ -329,6 +336,56 @@ TEST(HfReference, Llama8BShapeMatchesTransformers) {
   ASSERT_GT(all.rows, 0) << "the reference has no positions";
   EXPECT_EQ(all.below, 0) << "positions with cosine < " << kMinCosine;
   EXPECT_GE(all.top1_rate(), kMinTop1) << "top-1 agreement with HF over " << all.rows << " positions";
+}
+
+// The harness on the CPU backend with a tiny random model: chunked teacher forcing (chunks that split the
+// kept positions, and one-token chunks that run as decodes) must give the logits of one forward.
+TEST(HfReferenceHarness, ChunkedTeacherForcingMatchesOneForwardOnCpu) {
+  auto be = make_cpu_backend(2).value();
+  ModelConfig c;
+  c.vocab_size = 97;
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 16;
+  ModelLoadOptions lo;
+  lo.load_format = "dummy";
+  lo.seed = 7;
+  lo.max_num_batched_tokens = 64;
+  lo.max_num_seqs = 64;
+  lo.max_model_len = 64;
+  auto model = LlamaModel::load("", c, lo, *be);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  std::vector<int32_t> ids(53);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 31 + 5) % c.vocab_size);
+  const int first = 20, rows = static_cast<int>(ids.size()) - first;
+  KvCacheView kv;
+  kv.layout = KvLayout{c.num_layers, c.num_kv_heads, c.head_dim, kBlockSize, be->compute_dtype()};
+  kv.num_blocks = 4;
+  kv.device = be->device();
+  auto kv_buf = be->allocate(kv.layout.block_bytes() * kv.num_blocks);
+  ASSERT_TRUE(kv_buf.ok());
+  kv.base = kv_buf->data();
+  auto logits_buf = be->allocate(static_cast<size_t>(rows) * c.vocab_size * sizeof(float));
+  ASSERT_TRUE(logits_buf.ok());
+  TensorView logits(logits_buf->data(), DType::kF32, be->device(), {rows, c.vocab_size});
+  double ms = 0;
+  auto whole = teacher_forced_logits(**model, *be, kv, ids, first, 64, logits, &ms);
+  for (int chunk : {25, 7, 1}) {
+    SCOPED_TRACE(chunk);
+    auto chunked = teacher_forced_logits(**model, *be, kv, ids, first, chunk, logits, &ms);
+    ASSERT_EQ(chunked.size(), whole.size());
+    Summary sum;
+    for (int r = 0; r < rows; ++r) {
+      sum.add(compare_row(chunked.data() + static_cast<size_t>(r) * c.vocab_size,
+                          whole.data() + static_cast<size_t>(r) * c.vocab_size, c.vocab_size));
+    }
+    EXPECT_EQ(sum.top1, rows);
+    EXPECT_LE(sum.max_abs, 1e-4);
+    EXPECT_GE(sum.cos_min, 0.999999);
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -61,6 +62,7 @@ class FakeInstance {
   std::atomic<int> num_tokens{4};
   std::atomic<int> disconnects{0};
   std::atomic<int> auth_seen{0};
+  std::atomic<bool> hang{false};
 
  private:
   json chunk(bool chat, const std::string& text, json finish) {
@@ -83,6 +85,11 @@ class FakeInstance {
       bodies_.push_back(body);
     }
     if (r.header("Authorization") == "Bearer sekret") auth_seen++;
+    if (hang.load()) {  // accept and never answer, like a stuck process
+      std::lock_guard l(mu_);
+      hung_.push_back(std::move(w));
+      return;
+    }
     if (int f = fail_with.load()) return w->send(HttpResponse::json(f, R"({"error":{"message":"injected"}})"));
     const int n = num_tokens.load();
     const bool has_kv = body.contains("kv_transfer_params") && body["kv_transfer_params"].value("do_remote_prefill", false);
@@ -154,6 +161,7 @@ class FakeInstance {
   std::mutex mu_;
   std::vector<json> bodies_;
   std::vector<std::thread> threads_;
+  std::vector<std::shared_ptr<ResponseWriter>> hung_;
 };
 
 struct Fetched {
@@ -321,6 +329,24 @@ TEST_F(ProxyServerTest, DeadPrefillInstanceIsRetriedElsewhereAndEjected) {
   EXPECT_EQ(p2.bodies().size(), 4u);
   EXPECT_EQ(proxy_->metrics().prefill_fallbacks.load(), 0);
   EXPECT_FALSE(proxy_->registry().snapshot()[0].healthy);
+}
+
+TEST_F(ProxyServerTest, HungPrefillInstanceFailsOverWhenItsHealthCheckFails) {
+  FakeInstance p(true), d(false);
+  p.hang = true;
+  start_proxy({&p}, {&d});
+  auto fut = std::async(std::launch::async, [&] {
+    return call(port_, "POST", "/v1/completions", R"({"prompt":"hello","max_tokens":4})");
+  });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(fut.wait_for(0ms), std::future_status::timeout);  // stuck on the hung instance
+  p.health_status = 503;
+  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready);
+  auto r = fut.get();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["choices"][0]["text"], "A B C D");
+  EXPECT_EQ(proxy_->metrics().prefill_fallbacks.load(), 1);
+  EXPECT_EQ(call(port_, "GET", "/health").status, 503);
 }
 
 TEST_F(ProxyServerTest, DecodeFailureBeforeFirstByteIsRetried) {
