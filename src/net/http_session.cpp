@@ -59,7 +59,7 @@ HttpSession::HttpSession(Socket socket, std::shared_ptr<HttpServerShared> shared
 
 HttpSession::~HttpSession() {
   if (in_flight_) shared_->requests_in_flight.fetch_sub(1);
-  shared_->connections_open.fetch_sub(1);
+  if (phase_ != Phase::kClosed) shared_->connections_open.fetch_sub(1);
   std::lock_guard lock(shared_->mu);
   shared_->sessions.erase(id_);
 }
@@ -384,6 +384,7 @@ void HttpSession::close_now() {
   if (phase_ == Phase::kClosed) return;
   bool was_incomplete = phase_ == Phase::kHandling && response_ != ResponseState::kComplete;
   phase_ = Phase::kClosed;
+  shared_->connections_open.fetch_sub(1);
   closed_seq_.store(seq_ + 1);
   disarm_timer();
   error_code ignored;

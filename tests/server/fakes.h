@@ -69,7 +69,8 @@ class FakeEngine final : public ServingEngine {
     if (live_.count(request.request_id)) return AlreadyExistsError("duplicate request id {}", request.request_id);
     auto ch = std::make_shared<OutputChannel>();
     last_request_ = request;
-    live_[request.request_id] = Live{std::move(request), ch, 0, false};
+    std::string id = request.request_id;
+    live_[id] = Live{std::move(request), ch, 0, false};
     total_added_++;
     cv_.notify_all();
     return ch;
