@@ -54,8 +54,11 @@ class MockInstance {
       std::lock_guard lock(mu_);
       streams_.push_back({std::move(w), 1});
     });
-    server_ = std::make_unique<HttpServer>(
-        HttpServerOptions{.host = "127.0.0.1", .port = 0, .num_io_threads = threads}, router_.as_handler());
+    HttpServerOptions opts;
+    opts.host = "127.0.0.1";
+    opts.port = 0;
+    opts.num_io_threads = threads;
+    server_ = std::make_unique<HttpServer>(std::move(opts), router_.as_handler());
   }
   ~MockInstance() {
     stop_ = true;

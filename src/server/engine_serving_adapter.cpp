@@ -10,7 +10,8 @@ namespace {
 
 class EngineServingAdapter final : public ServingEngine {
  public:
-  EngineServingAdapter(Engine& engine, const KvConnector* connector) : engine_(engine), connector_(connector) {}
+  EngineServingAdapter(Engine& engine, const KvConnector* connector, std::shared_ptr<const Tokenizer> tokenizer)
+      : engine_(engine), connector_(connector), tokenizer_(tokenizer ? std::move(tokenizer) : engine.tokenizer()) {}
 
   Result<std::shared_ptr<OutputChannel>> add_request(EngineRequest request) override {
     return engine_.add_request(std::move(request));
@@ -21,7 +22,7 @@ class EngineServingAdapter final : public ServingEngine {
     int32_t n = engine_.config().max_model_len;
     return n > 0 ? n : engine_.model_config().max_position_embeddings;
   }
-  std::shared_ptr<const Tokenizer> tokenizer() const override { return engine_.tokenizer(); }
+  std::shared_ptr<const Tokenizer> tokenizer() const override { return tokenizer_; }
   std::optional<KvConnectorMetrics> connector_metrics() const override {
     if (!connector_) return std::nullopt;
     return connector_->metrics();
@@ -30,12 +31,14 @@ class EngineServingAdapter final : public ServingEngine {
  private:
   Engine& engine_;
   const KvConnector* connector_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
 };
 
 }  // namespace
 
-std::unique_ptr<ServingEngine> make_serving_engine(Engine& engine, const KvConnector* connector) {
-  return std::make_unique<EngineServingAdapter>(engine, connector);
+std::unique_ptr<ServingEngine> make_serving_engine(Engine& engine, const KvConnector* connector,
+                                                   std::shared_ptr<const Tokenizer> tokenizer) {
+  return std::make_unique<EngineServingAdapter>(engine, connector, std::move(tokenizer));
 }
 
 }  // namespace tandem

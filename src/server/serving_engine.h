@@ -27,7 +27,9 @@ class ServingEngine {
 };
 
 // Wraps `engine` (not owned; must outlive the adapter). `connector` is the KvConnector given to
-// Engine::create (owned by the engine), or null.
-std::unique_ptr<ServingEngine> make_serving_engine(Engine& engine, const KvConnector* connector);
+// Engine::create (owned by the engine), or null. `tokenizer` replaces the engine's own (e.g. loaded
+// with a --chat-template override); null: the engine's.
+std::unique_ptr<ServingEngine> make_serving_engine(Engine& engine, const KvConnector* connector,
+                                                   std::shared_ptr<const Tokenizer> tokenizer = nullptr);
 
 }  // namespace tandem

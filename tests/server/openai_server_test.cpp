@@ -264,6 +264,8 @@ TEST(OpenAiServer, QueueFullIs503) {
   Reply r = b.call("POST", "/v1/completions", R"({"prompt": "x", "max_tokens": 1})");
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.j()["error"]["type"], "ServiceUnavailableError");
+  EXPECT_TRUE(f.wait_idle());  // the first request still completes
+  EXPECT_EQ(b.call("POST", "/v1/completions", R"({"prompt": "x", "max_tokens": 1})").status, 200);
 }
 
 TEST(OpenAiServer, SmallEndpoints) {
