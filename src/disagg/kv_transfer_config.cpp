@@ -74,7 +74,7 @@ std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(std::llround(seconds * 1000.0)));
 }
 
-Result<KvTransferConfig> from_json(const json& j, const std::string& source) {
+Result<KvTransferConfig> config_from_json(const json& j, const std::string& source) {
   if (!j.is_object()) return InvalidArgumentError("kv-transfer-config ({}): expected a mapping of keys to values", source);
   KvTransferConfig c;
   for (const auto& [key, v] : j.items()) {
@@ -160,7 +160,7 @@ Result<KvTransferConfig> parse_kv_transfer_config(std::string_view spec) {
   if (spec[first] == '{') {
     json j = json::parse(spec, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return InvalidArgumentError("kv-transfer-config: not valid JSON: {}", spec);
-    return from_json(j, "JSON");
+    return config_from_json(j, "JSON");
   }
   std::string path(spec);
   std::ifstream in(path);
@@ -181,7 +181,7 @@ Result<KvTransferConfig> parse_kv_transfer_config(std::string_view spec) {
       return InvalidArgumentError("kv-transfer-config: '{}' is not valid YAML: {}", path, e.what());
     }
   }
-  return from_json(j, path);
+  return config_from_json(j, path);
 }
 
 }  // namespace tandem

@@ -105,10 +105,54 @@ json StreamMerger::merged_usage() const {
   return nullptr;
 }
 
+namespace {
+
+// Replaces the string value of the first `"key":"...` in `s` (no escapes in the old value); false when
+// the key is missing or the value is not a plain string.
+bool replace_string_value(std::string& s, std::string_view key, std::string_view value) {
+  std::string pat = fmt::format("\"{}\":\"", key);
+  size_t k = s.find(pat);
+  if (k == std::string::npos) return false;
+  size_t b = k + pat.size();
+  size_t e = s.find('"', b);
+  if (e == std::string::npos || s.find('\\', b) < e) return false;
+  s.replace(b, e - b, value);
+  return true;
+}
+
+// Replaces the integer value of the first `"key":123` in `s`.
+bool replace_int_value(std::string& s, std::string_view key, int64_t value) {
+  std::string pat = fmt::format("\"{}\":", key);
+  size_t k = s.find(pat);
+  if (k == std::string::npos) return false;
+  size_t b = k + pat.size();
+  size_t e = b;
+  while (e < s.size() && s[e] >= '0' && s[e] <= '9') ++e;
+  if (e == b) return false;
+  s.replace(b, e - b, std::to_string(value));
+  return true;
+}
+
+}  // namespace
+
 std::string StreamMerger::decode_event(std::string_view data) {
   if (data == "[DONE]") {
     decode_done_ = true;
     return {};
+  }
+  // Fast path for the common token chunk (no usage, no role, one line): string edits instead of a JSON
+  // parse and dump. Anything unusual takes the general path below.
+  if (!id_.empty() && !model_.empty() && data.find("\"usage\"") == std::string_view::npos &&
+      data.find('\n') == std::string_view::npos && data.find("\"error\"") == std::string_view::npos &&
+      data.find("\"choices\":[]") == std::string_view::npos && data.find("tool_calls") == std::string_view::npos) {
+    if (!first_token_sent_) return sse_data(data);  // pass-through
+    const bool chat = info_.kind == ApiKind::kChat;
+    if (!chat || data.find("\"role\"") == std::string_view::npos) {
+      std::string edited(data);
+      if (replace_string_value(edited, "id", id_) && replace_int_value(edited, "created", created_)) {
+        return sse_data(edited);
+      }
+    }
   }
   json j = json::parse(data, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return sse_data(data);  // not ours to judge: relay as is

@@ -249,6 +249,27 @@ TEST(StreamMerger, PassThroughWithoutFirstToken) {
   EXPECT_EQ(m.decode_event(err), sse_data(err));
 }
 
+TEST(StreamMerger, RewritesIdsWhateverTheKeyOrderAndSpacing) {
+  RequestInfo info;
+  info.stream = true;
+  StreamMerger m(info);
+  ASSERT_TRUE(m.first_token_events(prefill_completion(), false).ok());
+  const std::string compact =
+      R"({"id":"cmpl-D","object":"text_completion","created":222,"model":"m","choices":[{"index":0,"text":" x","logprobs":null,"finish_reason":null}]})";
+  const std::string spaced =
+      R"({"id": "cmpl-D", "object": "text_completion", "created": 222, "model": "m", "choices": [{"index": 0, "text": " y", "logprobs": null, "finish_reason": null}]})";
+  const std::string tool =
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_1"}]}}],"created":222,"id":"cmpl-D","model":"m"})";
+  for (const auto& in : {compact, spaced, tool}) {
+    auto ev = events(m.decode_event(in));
+    ASSERT_EQ(ev.size(), 1u) << in;
+    EXPECT_EQ(ev[0]["id"], "cmpl-P") << in;
+    EXPECT_EQ(ev[0]["created"], 111) << in;
+  }
+  EXPECT_EQ(events(m.decode_event(compact))[0]["choices"][0]["text"], " x");
+  EXPECT_EQ(events(m.decode_event(tool))[0]["choices"][0]["delta"]["tool_calls"][0]["id"], "call_1");
+}
+
 TEST(StreamMerger, ErrorEventsEndTheStream) {
   RequestInfo info;
   StreamMerger m(info);
