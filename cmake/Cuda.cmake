@@ -15,7 +15,7 @@ if(NOT TANDEM_CUDA STREQUAL "OFF")
   endif()
 endif()
 if(TANDEM_HAVE_CUDA)
-  set(CMAKE_CUDA_STANDARD 20)
+  set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 dialect for nvcc
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   # sm_90a machine code for Hopper plus compute_90 PTX as a fallback for newer GPUs.
   if(NOT DEFINED TANDEM_CUDA_GENCODE)

@@ -33,6 +33,7 @@ void register_bench_latency(CLI::App& bench, int& exit_code) {
     std::string model, load_format = "auto", device = "cpu";
     std::string prefill = "128,1024", batches = "1,8,32", contexts = "512,2048";
     int iters = 3, warmup = 1, threads = 0, block_size = 16;
+    bool enforce_eager = false;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* cmd = bench.add_subcommand("latency", "Offline prefill / decode-step latency through the model runner");
@@ -44,6 +45,7 @@ void register_bench_latency(CLI::App& bench, int& exit_code) {
   cmd->add_option("--decode-contexts", f->contexts, "Decode context lengths, comma separated")->capture_default_str();
   cmd->add_option("--iters", f->iters, "Timed iterations per point")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Untimed iterations per point")->capture_default_str();
+  cmd->add_flag("--enforce-eager", f->enforce_eager, "No CUDA graphs for decode steps");
   cmd->add_option("--num-threads", f->threads, "CPU backend threads (0: all cores)")->capture_default_str();
   cmd->add_option("--block-size", f->block_size, "KV block size")->capture_default_str();
   cmd->callback([f, &exit_code] {
@@ -69,6 +71,7 @@ void register_bench_latency(CLI::App& bench, int& exit_code) {
     }
     o.iters = f->iters;
     o.warmup = f->warmup;
+    o.graphs = !f->enforce_eager;
     auto rep = run_latency_bench(o);
     if (!rep.ok()) {
       std::fprintf(stderr, "error: %s\n", rep.status().to_string().c_str());

@@ -12,6 +12,7 @@
 
 #include "bench/arrival_schedule.h"
 #include "bench/progress_bar.h"
+#include "bench/serve_metrics.h"
 #include "bench/sse_parser.h"
 #include "common/clock.h"
 #include "net/http_client.h"
@@ -279,9 +280,8 @@ Result<ServeBenchmarkRun> run_serve_benchmark(const ServeBenchmarkOptions& o,
     logf(log, "Warmup run completed.\n");
   }
   logf(log, "Starting main benchmark run...\n");
-  std::string rate = std::isinf(o.request_rate) ? "inf" : fmt::format("{}", o.request_rate);
-  logf(log, fmt::format("Traffic request rate: {}\n", rate));
-  logf(log, fmt::format("Burstiness factor: {} ({})\n", o.burstiness,
+  logf(log, fmt::format("Traffic request rate: {}\n", python_float_str(o.request_rate)));
+  logf(log, fmt::format("Burstiness factor: {} ({})\n", python_float_str(o.burstiness),
                         o.burstiness == 1.0 ? "Poisson process" : "Gamma distribution"));
   logf(log, fmt::format("Maximum request concurrency: {}\n",
                         o.max_concurrency ? std::to_string(*o.max_concurrency) : std::string("None")));

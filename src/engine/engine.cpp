@@ -148,6 +148,7 @@ Status Engine::Impl::init() {
                   backend_->compute_dtype()};
   int64_t num_blocks = config_.num_kv_blocks;
   ModelRunnerOptions ro{config_.max_num_seqs, config_.max_num_batched_tokens, max_len};
+  ro.use_graphs = !config_.enforce_eager;
   if (num_blocks == 0) {
     if (backend_->device() == Device::kCpu) {
       num_blocks = static_cast<int64_t>(config_.cpu_kv_cache_bytes / layout.block_bytes());

@@ -22,11 +22,16 @@ struct Timing {
 
 std::string LatencyReport::to_table() const {
   std::string s = header + "\n";
-  s += fmt::format("{:<8} {:>6} {:>8} {:>10} {:>10} {:>10} {:>12}\n", "phase", "batch", "tokens", "mean_ms",
-                   "min_ms", "max_ms", "tokens/s");
+  s += fmt::format("{:<8} {:>6} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>7}\n", "phase", "batch", "tokens",
+                   "mean_ms", "min_ms", "max_ms", "tokens/s", "gpu_ms", "idle%");
   for (const LatencyRow& r : rows) {
-    s += fmt::format("{:<8} {:>6} {:>8} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.1f}\n", r.kind, r.batch, r.tokens,
+    s += fmt::format("{:<8} {:>6} {:>8} {:>10.3f} {:>10.3f} {:>10.3f} {:>12.1f}", r.kind, r.batch, r.tokens,
                      r.mean_ms, r.min_ms, r.max_ms, r.tokens_per_s);
+    if (r.gpu_ms > 0) {
+      s += fmt::format(" {:>10.3f} {:>7.1f}\n", r.gpu_ms, r.idle_pct);
+    } else {
+      s += fmt::format(" {:>10} {:>7}\n", "-", "-");
+    }
   }
   return s;
 }
@@ -61,7 +66,7 @@ Result<LatencyReport> run_latency_bench(const LatencyBenchOptions& o) {
   KvLayout layout{mc.num_layers, mc.num_kv_heads, mc.head_dim, bs, backend->compute_dtype()};
   TANDEM_ASSIGN_OR_RETURN(auto pool, KvPool::create(*backend, layout, num_blocks));
   TANDEM_ASSIGN_OR_RETURN(auto runner, ModelRunner::create(*backend, *model, pool->view(),
-                                                           {max_batch, lo.max_num_batched_tokens, max_len}));
+                                                           {max_batch, lo.max_num_batched_tokens, max_len, o.graphs}));
 
   std::vector<int32_t> tokens(max_len + 1);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 7919 + 13) % mc.vocab_size);
@@ -108,7 +113,18 @@ Result<LatencyReport> run_latency_bench(const LatencyBenchOptions& o) {
         seqs.push_back({tokens, ctx, 1, tb, true});
       }
       TANDEM_ASSIGN_OR_RETURN(Timing t, time_batch(seqs, b));
-      rep.rows.push_back({"decode", b, ctx, t.mean, t.min, t.max, b / (t.mean / 1000.0)});
+      LatencyRow row{"decode", b, ctx, t.mean, t.min, t.max, b / (t.mean / 1000.0)};
+      if (runner->replay_last_graph().ok()) {
+        // Device time of the forward alone: the same graph replayed back to back.
+        const int reps = std::max(o.iters, 20);
+        backend->synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < reps; ++i) TANDEM_RETURN_IF_ERROR(runner->replay_last_graph());
+        backend->synchronize();
+        row.gpu_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+        row.idle_pct = std::max(0.0, 100.0 * (1.0 - row.gpu_ms / t.mean));
+      }
+      rep.rows.push_back(row);
     }
   }
   return rep;

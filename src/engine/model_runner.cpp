@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "common/logging.h"
+
 namespace tandem {
 
 ModelRunner::ModelRunner(Backend& backend, LlamaModel& model, const KvCacheView& kv, const ModelRunnerOptions& options)
@@ -36,12 +38,36 @@ Status ModelRunner::init() {
   TANDEM_ASSIGN_OR_RETURN(meta_dev_, backend_.allocate(off * sizeof(int32_t)));
   TANDEM_ASSIGN_OR_RETURN(logits_dev_, backend_.allocate(S * static_cast<size_t>(vocab_) * sizeof(float)));
   device_bytes_ = meta_dev_.size() + logits_dev_.size();
+
+  // Graph buckets: 1, 2, 4, 8, then every 8, up to min(max_num_seqs, max_num_batched_tokens, limit).
+  graphs_enabled_ = opt_.use_graphs && backend_.supports_graphs();
+  if (graphs_enabled_) {
+    const int limit = std::min({opt_.max_num_seqs, opt_.max_num_batched_tokens, opt_.max_graph_batch});
+    for (int b = 1; b <= limit; b = b < 8 ? 2 * b : b + 8) buckets_.push_back(b);
+    if (!buckets_.empty() && buckets_.back() < limit) buckets_.push_back(limit);
+    bucket_graph_.assign(buckets_.size(), -1);
+    graphs_enabled_ = !buckets_.empty();
+  }
   return Status::Ok();
 }
 
-Result<TensorView> ModelRunner::execute(std::span<const RunnerSeq> seqs, int num_decodes) {
+int ModelRunner::num_graphs() const {
+  return static_cast<int>(std::count_if(bucket_graph_.begin(), bucket_graph_.end(), [](int g) { return g >= 0; }));
+}
+
+Status ModelRunner::replay_last_graph() {
+  if (last_graph_ < 0) return FailedPreconditionError("the previous step did not run as a CUDA graph");
+  return backend_.replay_graph(last_graph_);
+}
+
+int ModelRunner::graph_bucket(int num_seqs) const {
+  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), num_seqs);
+  return it == buckets_.end() ? 0 : *it;
+}
+
+Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes, bool graph, int padded_seqs,
+                                int stride, ForwardBatch& b, int& num_sample_out) {
   const int S = static_cast<int>(seqs.size());
-  if (S > opt_.max_num_seqs) return InvalidArgumentError("batch of {} sequences exceeds {}", S, opt_.max_num_seqs);
   const int bs = kv_.layout.block_size;
   int32_t* tokens = host_.data() + off_tokens_;
   int32_t* positions = host_.data() + off_positions_;
@@ -50,17 +76,6 @@ Result<TensorView> ModelRunner::execute(std::span<const RunnerSeq> seqs, int num
   int32_t* ctx = host_.data() + off_ctx_;
   int32_t* sample = host_.data() + off_sample_;
   int32_t* tables = host_.data() + off_tables_;
-
-  // Row stride of the block tables: the longest table in this batch.
-  int stride = 1;
-  for (const RunnerSeq& s : seqs) {
-    int need = static_cast<int>((s.num_computed + s.num_new + bs - 1) / bs);
-    if (need > max_blocks_per_seq_ || static_cast<size_t>(need) > s.block_table.size()) {
-      return InvalidArgumentError("sequence of {} tokens has {} blocks (limit {})", s.num_computed + s.num_new,
-                                  s.block_table.size(), max_blocks_per_seq_);
-    }
-    stride = std::max(stride, need);
-  }
 
   int n = 0, num_sample = 0, max_q = 0, max_ctx = 0;
   qstart[0] = 0;
@@ -85,35 +100,109 @@ Result<TensorView> ModelRunner::execute(std::span<const RunnerSeq> seqs, int num
     max_q = std::max(max_q, static_cast<int>(s.num_new));
     max_ctx = std::max(max_ctx, ctx[i]);
   }
+  // Graph padding: one-token decodes at position 0 that write no KV (slot -1) and read block 0 only.
+  const int real_sample = num_sample;
+  for (int i = S; i < padded_seqs; ++i) {
+    tokens[n] = 0;
+    positions[n] = 0;
+    slots[n] = -1;
+    ++n;
+    qstart[i + 1] = n;
+    ctx[i] = 1;
+    std::fill(tables + static_cast<size_t>(i) * stride, tables + static_cast<size_t>(i + 1) * stride, 0);
+    max_q = std::max(max_q, 1);
+    max_ctx = std::max(max_ctx, 1);
+  }
+  // A graph always computes logits for every row (its shape is fixed): rows past the real samples
+  // point at row i and are never returned.
+  if (graph) {
+    for (int i = num_sample; i < padded_seqs; ++i) sample[i] = i;
+  }
+  const int total_seqs = padded_seqs;
+  const int graph_sample = graph ? padded_seqs : num_sample;
 
   // One copy of the whole metadata region up to the end of the tables used by this batch.
-  const size_t used = off_tables_ + static_cast<size_t>(S) * stride;
+  const size_t used = off_tables_ + static_cast<size_t>(total_seqs) * stride;
   backend_.copy_to_device(meta_dev_.data(), host_.data(), used * sizeof(int32_t));
   int32_t* dev = static_cast<int32_t*>(meta_dev_.data());
   const Device d = backend_.device();
 
-  ForwardBatch b;
   b.token_ids = TensorView(dev + off_tokens_, DType::kI32, d, {n});
   AttentionMetadata& md = b.attn;
-  md.num_seqs = S;
+  md.num_seqs = total_seqs;
   md.num_tokens = n;
-  md.num_decode_seqs = num_decodes;
+  md.num_decode_seqs = num_decodes + (padded_seqs - S);
   md.max_query_len = max_q;
   md.max_context_len = max_ctx;
   md.max_blocks_per_seq = stride;
   md.positions = TensorView(dev + off_positions_, DType::kI32, d, {n});
   md.slot_mapping = TensorView(dev + off_slots_, DType::kI32, d, {n});
-  md.query_start = TensorView(dev + off_qstart_, DType::kI32, d, {S + 1});
-  md.context_lens = TensorView(dev + off_ctx_, DType::kI32, d, {S});
-  md.block_tables = TensorView(dev + off_tables_, DType::kI32, d, {S, stride});
+  md.query_start = TensorView(dev + off_qstart_, DType::kI32, d, {total_seqs + 1});
+  md.context_lens = TensorView(dev + off_ctx_, DType::kI32, d, {total_seqs});
+  md.block_tables = TensorView(dev + off_tables_, DType::kI32, d, {total_seqs, stride});
   md.h_positions = positions;
   md.h_slot_mapping = slots;
   md.h_query_start = qstart;
   md.h_context_lens = ctx;
   md.h_block_tables = tables;
-  b.sample_rows = TensorView(dev + off_sample_, DType::kI32, d, {num_sample});
-  b.num_sample = num_sample;
+  b.sample_rows = TensorView(dev + off_sample_, DType::kI32, d, {graph_sample});
+  b.num_sample = graph_sample;
+  num_sample_out = real_sample;
+  return Status::Ok();
+}
 
+Result<TensorView> ModelRunner::execute(std::span<const RunnerSeq> seqs, int num_decodes) {
+  const int S = static_cast<int>(seqs.size());
+  if (S > opt_.max_num_seqs) return InvalidArgumentError("batch of {} sequences exceeds {}", S, opt_.max_num_seqs);
+  if (num_decodes < 0 || num_decodes > S) return InvalidArgumentError("{} decodes in a batch of {}", num_decodes, S);
+  const int bs = kv_.layout.block_size;
+
+  // Row stride of the block tables: the longest table in this batch (graphs: the fixed maximum).
+  int stride = 1;
+  bool one_token_each = true;
+  for (const RunnerSeq& s : seqs) {
+    int need = static_cast<int>((s.num_computed + s.num_new + bs - 1) / bs);
+    if (need > max_blocks_per_seq_ || static_cast<size_t>(need) > s.block_table.size()) {
+      return InvalidArgumentError("sequence of {} tokens has {} blocks (limit {})", s.num_computed + s.num_new,
+                                  s.block_table.size(), max_blocks_per_seq_);
+    }
+    stride = std::max(stride, need);
+    one_token_each = one_token_each && s.num_new == 1;
+  }
+
+  last_graph_ = -1;
+  const int bucket = graphs_enabled_ && S > 0 && num_decodes == S && one_token_each ? graph_bucket(S) : 0;
+  const Device d = backend_.device();
+  ForwardBatch b;
+  int num_sample = 0;
+  if (bucket > 0) {
+    TANDEM_RETURN_IF_ERROR(build_batch(seqs, num_decodes, true, bucket, max_blocks_per_seq_, b, num_sample));
+    TensorView logits(logits_dev_.data(), DType::kF32, d, {bucket, vocab_});
+    // Planning stays outside the graph; the graph itself only reads the fixed buffers.
+    TANDEM_RETURN_IF_ERROR(backend_.prepare_attention(b.attn, kv_, model_.config().num_heads));
+    const size_t idx = static_cast<size_t>(std::lower_bound(buckets_.begin(), buckets_.end(), bucket) - buckets_.begin());
+    if (bucket_graph_[idx] < 0) {
+      TANDEM_RETURN_IF_ERROR(backend_.begin_capture());
+      model_.forward(b, kv_, logits);
+      Result<int> id = backend_.end_capture();
+      if (!id.ok()) {
+        // Nothing ran during the failed capture: fall back to eager for good, and run this step eagerly.
+        TLOG_WARN("CUDA graph capture for decode batch {} failed ({}); running eagerly from now on", bucket,
+                  id.status().to_string());
+        graphs_enabled_ = false;
+        TANDEM_RETURN_IF_ERROR(backend_.prepare_attention(b.attn, kv_, model_.config().num_heads));
+        model_.forward(b, kv_, logits);
+        return logits.rows(0, num_sample);
+      }
+      bucket_graph_[idx] = *id;
+      TLOG_DEBUG("captured CUDA graph {} for decode batch {}", *id, bucket);
+    }
+    TANDEM_RETURN_IF_ERROR(backend_.replay_graph(bucket_graph_[idx]));
+    last_graph_ = bucket_graph_[idx];
+    return logits.rows(0, num_sample);
+  }
+
+  TANDEM_RETURN_IF_ERROR(build_batch(seqs, num_decodes, false, S, stride, b, num_sample));
   TensorView logits(logits_dev_.data(), DType::kF32, d, {std::max(num_sample, 1), vocab_});
   model_.forward(b, kv_, logits);
   return logits.rows(0, num_sample);

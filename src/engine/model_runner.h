@@ -2,6 +2,15 @@
 // buffers (sized once at creation, so a step allocates nothing) and runs the model's forward.
 // Sequences come decodes first; each contributes tokens [num_computed, num_computed + num_new) and,
 // when it samples, one logits row (its last token), in order.
+//
+// CUDA graphs (backend.supports_graphs() and use_graphs): a decode-only batch of S sequences is padded
+// to a bucket B >= S (1, 2, 4, 8, 16, 24, 32, ... up to the graph limit) and runs as the replay of a
+// graph captured once per bucket (lazily, on first use). The graph reads its inputs from the same
+// device metadata buffer (fixed addresses, fixed block-table stride max_blocks_per_seq) that eager
+// steps use. Padding rows are harmless: token 0 at position 0, slot -1 (no KV write), context 1 over
+// block 0 (a read only), and their logits rows are never returned. prepare_attention() runs outside the
+// capture (the backend's decode plan depends on the batch shape only, so replays stay valid as
+// contexts grow).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +37,8 @@ struct ModelRunnerOptions {
   int max_num_seqs = 256;
   int max_num_batched_tokens = 8192;
   int max_model_len = 8192;
+  bool use_graphs = true;     // CUDA graphs for decode-only batches where the backend supports them
+  int max_graph_batch = 256;  // largest bucket captured (further capped by max_num_seqs)
 };
 
 class ModelRunner {
@@ -41,11 +52,23 @@ class ModelRunner {
   Result<TensorView> execute(std::span<const RunnerSeq> seqs, int num_decodes);
 
   int vocab_size() const { return vocab_; }
+  // Number of graphs captured so far (0 when graphs are off).
+  int num_graphs() const;
+  // Benchmarks: runs the previous step's graph again on the same inputs (pure device time of a decode
+  // step, no host work). Error when the previous step was not a graph replay.
+  Status replay_last_graph();
   size_t buffer_bytes() const { return device_bytes_; }
 
  private:
   ModelRunner(Backend& backend, LlamaModel& model, const KvCacheView& kv, const ModelRunnerOptions& options);
   Status init();
+  // Fills host_ for `seqs` padded with harmless decode rows up to `padded_seqs` (== seqs.size() when
+  // eager), using block-table row stride `stride`, copies it to the device and fills `b`. `graph`: every
+  // row gets a logits row (fixed shape). num_sample: the real sampled rows.
+  Status build_batch(std::span<const RunnerSeq> seqs, int num_decodes, bool graph, int padded_seqs, int stride,
+                     ForwardBatch& b, int& num_sample);
+  // Smallest graph bucket >= num_seqs, or 0 when none.
+  int graph_bucket(int num_seqs) const;
 
   Backend& backend_;
   LlamaModel& model_;
@@ -62,6 +85,12 @@ class ModelRunner {
   // Offsets (in i32 elements) of each array inside host_ / meta_dev_.
   size_t off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_qstart_ = 0, off_ctx_ = 0, off_sample_ = 0,
          off_tables_ = 0;
+
+  // Graph buckets (ascending) and the graph id captured for each (-1: not yet).
+  bool graphs_enabled_ = false;
+  std::vector<int> buckets_;
+  std::vector<int> bucket_graph_;
+  int last_graph_ = -1;  // graph of the previous step, -1 when it ran eagerly
 };
 
 }  // namespace tandem

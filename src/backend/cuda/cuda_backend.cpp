@@ -210,6 +210,14 @@ class CudaBackend final : public Backend {
                                   num_q_heads, L.num_kv_heads);
     if (md.num_decode_seqs < 0 || md.num_decode_seqs > md.num_seqs)
       return InvalidArgumentError("num_decode_seqs {} of {} sequences", md.num_decode_seqs, md.num_seqs);
+    if (capturing_) {
+      // Inside a graph capture (LlamaModel::forward plans every step): the caller planned this batch
+      // before begin_capture(); touching the stream or the staging here is not capturable.
+      if (!plan_.valid || plan_.num_seqs != md.num_seqs || plan_.num_tokens != md.num_tokens ||
+          plan_.num_q_heads != num_q_heads)
+        return FailedPreconditionError("prepare_attention inside a graph capture needs the same batch planned first");
+      return Status::Ok();
+    }
     use_device();
     plan_.num_q_heads = num_q_heads;
     plan_.num_seqs = md.num_seqs;
@@ -333,12 +341,14 @@ class CudaBackend final : public Backend {
   Status begin_capture() override {
     use_device();
     TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
     return Status::Ok();
   }
   Result<int> end_capture() override {
     use_device();
     cudaGraph_t graph = nullptr;
     cudaError_t err = cudaStreamEndCapture(stream_, &graph);
+    capturing_ = false;
     if (err != cudaSuccess) {
       cudaGetLastError();
       if (graph) cudaGraphDestroy(graph);
@@ -448,6 +458,7 @@ class CudaBackend final : public Backend {
   std::vector<void*> host_allocs_;
 
   AttentionPlan plan_;
+  bool capturing_ = false;  // between begin_capture() and end_capture()
   float* partial_o_ = nullptr;
   float* partial_ml_ = nullptr;
   int64_t partial_entries_ = 0;
