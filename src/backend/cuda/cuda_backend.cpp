@@ -10,12 +10,15 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "backend/cuda/cublaslt_gemm.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/gemv_kernels.h"
+#include "backend/cuda/prefill_attention_plan.h"
 
 namespace tandem {
 namespace {
@@ -54,6 +57,9 @@ class CudaBackend final : public Backend {
     TANDEM_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_id_));
     TANDEM_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&plan_copy_done_, cudaEventDisableTiming));
+    // Small-M matmuls use the GEMV kernel (gemv_kernels.h) up to this many rows; TANDEM_CUDA_GEMV_MAX_M
+    // overrides it (0: always cuBLASLt) for measurements.
+    if (const char* e = std::getenv("TANDEM_CUDA_GEMV_MAX_M")) gemv_max_m_ = std::clamp(std::atoi(e), 0, cuda::kGemvMaxM);
     gemm_ = std::make_unique<cuda::CublasLtGemm>();
     TANDEM_RETURN_IF_ERROR(gemm_->init(kGemmWorkspaceBytes));
     TANDEM_CUDA_RETURN_IF_ERROR(cuda::prepare_kernel_attributes());
@@ -66,6 +72,7 @@ class CudaBackend final : public Backend {
     partial_ml_ = static_cast<float*>(pml);
     partial_entries_ = max_entries;
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(kInitialWorkItems));
+    TANDEM_RETURN_IF_ERROR(fi_prefill_.init());
     TANDEM_ASSIGN_OR_RETURN(sample_rows_dev_, device_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_ids_dev_, device_alloc(sizeof(int32_t) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_rows_host_, host_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
@@ -171,6 +178,12 @@ class CudaBackend final : public Backend {
     const int64_t m = x.numel() / k;
     TANDEM_CHECK(out.numel() == m * n, "matmul out {} for [{}, {}]", out.shape_string(), m, n);
     use_device();
+    if (m <= gemv_max_m_ && cuda::gemv_supported(x.data, w.data, m, k) && n <= (int64_t{1} << 30)) {
+      cuda::launch_gemv(x.data, w.data, out.data, out.dtype == DType::kF32, static_cast<int>(m), static_cast<int>(n),
+                        static_cast<int>(k), stream_);
+      check_launch("gemv");
+      return;
+    }
     gemm_->run(x.data, w.data, out.data, m, n, k, out.dtype == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF, stream_);
   }
 
@@ -228,8 +241,15 @@ class CudaBackend final : public Backend {
     plan_.num_splits = cuda::decode_num_splits(plan_.num_decode, L.num_kv_heads, num_q_heads, sm_count_);
     TANDEM_CHECK(plan_.num_splits == 1 ||
                  static_cast<int64_t>(plan_.num_decode) * num_q_heads * plan_.num_splits <= partial_entries_);
+    // Prefill at head_dim 128 goes through FlashInfer (prefill_attention_fi.h); other head dims (and
+    // decodes the split-K kernel cannot take) through the WMMA kernel's work list.
+    plan_.flashinfer_prefill = cuda::flashinfer_prefill_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
+                               plan_.num_decode == md.num_decode_seqs;
+    if (plan_.flashinfer_prefill)
+      TANDEM_RETURN_IF_ERROR(fi_prefill_.build(md, plan_.num_decode, num_q_heads, L.num_kv_heads, L.block_size, stream_));
     const int tpt = cuda::prefill_tile_tokens(num_q_heads, L.num_kv_heads);
-    plan_.num_work_items = work_item_bound(md.num_tokens, md.num_seqs, plan_.num_decode, tpt);
+    plan_.num_work_items =
+        plan_.flashinfer_prefill ? 0 : work_item_bound(md.num_tokens, md.num_seqs, plan_.num_decode, tpt);
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(plan_.num_work_items));
     // The previous step's plan upload must have left the pinned staging before it is overwritten.
     TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(plan_copy_done_));
@@ -280,7 +300,12 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     use_device();
     cuda::launch_paged_decode(a, plan_.num_decode, plan_.num_splits, partial_o_, partial_ml_, stream_);
-    cuda::launch_paged_prefill(a, work_dev_, static_cast<int>(plan_.num_work_items), stream_);
+    if (plan_.flashinfer_prefill) {
+      const cudaError_t err = cuda::launch_flashinfer_prefill(a, fi_prefill_.work(), stream_);
+      TANDEM_CHECK(err == cudaSuccess, "flashinfer prefill launch failed: {}", cudaGetErrorString(err));
+    } else {
+      cuda::launch_paged_prefill(a, work_dev_, static_cast<int>(plan_.num_work_items), stream_);
+    }
     check_launch("attention");
   }
 
@@ -382,6 +407,7 @@ class CudaBackend final : public Backend {
     int num_decode = 0;
     int num_splits = 1;
     int64_t num_work_items = 0;
+    bool flashinfer_prefill = false;  // prefill sequences run on FlashInfer (fi_prefill_), not the work list
   };
 
   // Upper bound on prefill tiles from the batch shape alone (so a captured grid fits every batch of
@@ -459,12 +485,14 @@ class CudaBackend final : public Backend {
 
   AttentionPlan plan_;
   bool capturing_ = false;  // between begin_capture() and end_capture()
+  int gemv_max_m_ = cuda::kGemvMaxM;
   float* partial_o_ = nullptr;
   float* partial_ml_ = nullptr;
   int64_t partial_entries_ = 0;
   int32_t* work_dev_ = nullptr;
   int32_t* work_host_ = nullptr;
   int64_t work_capacity_ = 0;
+  cuda::PrefillAttentionPlan fi_prefill_;
 
   void* sample_rows_dev_ = nullptr;
   void* sample_ids_dev_ = nullptr;

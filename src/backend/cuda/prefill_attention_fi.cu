@@ -65,10 +65,15 @@ cudaError_t launch_flashinfer_prefill(const PagedAttentionArgs& a, const FlashIn
   p.padded_batch_size = static_cast<uint32_t>(work.num_ctas);
   p.partition_kv = false;
 
-  return flashinfer::BatchPrefillWithPagedKVCacheDispatched<
-      /*SAME_KV_STRIDES=*/true, kFlashInferPrefillTileQ, kFlashInferPrefillHeadDim, kFlashInferPrefillHeadDim,
-      flashinfer::PosEncodingMode::kNone, /*USE_FP16_QK_REDUCTION=*/false, flashinfer::MaskMode::kCausal, Variant,
-      Params>(p, /*tmp_v=*/nullptr, /*tmp_s=*/nullptr, /*enable_pdl=*/false, stream);
+  // FlashInfer reports configuration problems by throwing; they end here as a CUDA error code.
+  try {
+    return flashinfer::BatchPrefillWithPagedKVCacheDispatched<
+        /*SAME_KV_STRIDES=*/true, kFlashInferPrefillTileQ, kFlashInferPrefillHeadDim, kFlashInferPrefillHeadDim,
+        flashinfer::PosEncodingMode::kNone, /*USE_FP16_QK_REDUCTION=*/false, flashinfer::MaskMode::kCausal, Variant,
+        Params>(p, /*tmp_v=*/nullptr, /*tmp_s=*/nullptr, /*enable_pdl=*/false, stream);
+  } catch (...) {
+    return cudaErrorInvalidConfiguration;
+  }
 }
 
 }  // namespace tandem::cuda

@@ -1,0 +1,124 @@
+// Small-M GEMV kernels: see gemv_kernels.h. Each warp computes ROWS output columns (rows of w) for all
+// M rows of x: lanes take 8 consecutive k (one 16-byte load per weight row), U such steps per loop
+// iteration are loaded before the first use, then the warp reduces its M x ROWS sums with shuffles.
+// x (at most M * K * 2 bytes) is re-read by every warp through L1/L2; the weights bypass L1.
+#include "backend/cuda/cuda_device_utils.cuh"
+#include "backend/cuda/gemv_kernels.h"
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kGemvThreads = 128;
+constexpr int kGemvWarps = kGemvThreads / 32;
+
+__device__ __forceinline__ uint4 load_streaming(const bf16* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+__device__ __forceinline__ void store_out(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_out(bf16* p, float v) { *p = __float2bfloat16(v); }
+
+template <int M, int ROWS, int U, typename OutT>
+__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
+                                                            OutT* __restrict__ out, int n, int k) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row0 = (blockIdx.x * kGemvWarps + warp) * ROWS;
+  if (row0 >= n) return;
+  const bf16* wrow[ROWS];
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) wrow[r] = w + static_cast<int64_t>(min(row0 + r, n - 1)) * k;
+
+  float acc[M][ROWS];
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) acc[m][r] = 0.0f;
+
+  constexpr int kStep = 32 * 8;  // k covered by one warp-wide 16-byte load
+  for (int base = lane * 8; base < k; base += kStep * U) {
+    uint4 wr[U][ROWS];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int kk = base + u * kStep;
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) wr[u][r] = kk < k ? load_streaming(wrow[r] + kk) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int kk = base + u * kStep;
+      if (kk >= k) break;
+      float wf[ROWS][8];
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) unpack_bf16x8(wr[u][r], wf[r]);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float xf[8];
+        unpack_bf16x8(__ldg(reinterpret_cast<const uint4*>(x + static_cast<int64_t>(m) * k + kk)), xf);
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[m][r] = fmaf(xf[e], wf[r][e], acc[m][r]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+      float v = acc[m][r];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      // Lane (m * ROWS + r) % 32 writes this sum, spreading the stores over the warp.
+      if (lane == (m * ROWS + r) % 32 && row0 + r < n) store_out(out + static_cast<int64_t>(m) * n + row0 + r, v);
+    }
+}
+
+template <int M, typename OutT>
+void launch_m(const bf16* x, const bf16* w, OutT* out, int n, int k, cudaStream_t stream) {
+  // Few rows of x: two weight rows per warp, four 16-byte loads each in flight. More rows of x: four
+  // weight rows per warp so each x load serves more weights (x traffic per weight byte = M / ROWS).
+  constexpr int ROWS = M <= 2 ? 2 : 4;
+  constexpr int U = M <= 2 ? 4 : 2;
+  const int warps = (n + ROWS - 1) / ROWS;
+  const int blocks = (warps + kGemvWarps - 1) / kGemvWarps;
+  gemv_kernel<M, ROWS, U, OutT><<<blocks, kGemvThreads, 0, stream>>>(x, w, out, n, k);
+}
+
+template <typename OutT>
+void launch_typed(const bf16* x, const bf16* w, OutT* out, int m, int n, int k, cudaStream_t stream) {
+  switch (m) {
+    case 1: return launch_m<1>(x, w, out, n, k, stream);
+    case 2: return launch_m<2>(x, w, out, n, k, stream);
+    case 3: return launch_m<3>(x, w, out, n, k, stream);
+    case 4: return launch_m<4>(x, w, out, n, k, stream);
+    case 5: return launch_m<5>(x, w, out, n, k, stream);
+    case 6: return launch_m<6>(x, w, out, n, k, stream);
+    case 7: return launch_m<7>(x, w, out, n, k, stream);
+    default: return launch_m<8>(x, w, out, n, k, stream);
+  }
+}
+
+}  // namespace
+
+bool gemv_supported(const void* x, const void* w, int64_t m, int64_t k) {
+  return m >= 1 && m <= kGemvMaxM && k > 0 && k % 8 == 0 && k <= (int64_t{1} << 30) &&
+         (reinterpret_cast<uintptr_t>(x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(w) & 15u) == 0;
+}
+
+void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int m, int n, int k, cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return;
+  const bf16* xb = static_cast<const bf16*>(x);
+  const bf16* wb = static_cast<const bf16*>(w);
+  if (out_f32) {
+    launch_typed(xb, wb, static_cast<float*>(out), m, n, k, stream);
+  } else {
+    launch_typed(xb, wb, static_cast<bf16*>(out), m, n, k, stream);
+  }
+}
+
+}  // namespace tandem::cuda
