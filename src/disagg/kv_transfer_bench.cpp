@@ -69,7 +69,7 @@ Result<std::string> read_all(int fd) {
   return s;
 }
 
-Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, TransportKind kind) {
+Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, TransportKind kind, const std::string* remote) {
   KvLayout layout{o.num_layers, o.num_kv_heads, o.head_dim, o.block_size, o.dtype};
   const size_t block_bytes = layout.block_bytes();
   const size_t nblocks = static_cast<size_t>((o.num_tokens + o.block_size - 1) / o.block_size);
@@ -84,42 +84,11 @@ Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, Transpo
   std::string producer_md;
   uint64_t producer_base = 0;
   Endpoint producer;
-  pid_t child = -1;
-  int to_child[2] = {-1, -1};
-  if (o.two_processes) {
-    int from_child[2];
-    if (pipe(from_child) != 0 || pipe(to_child) != 0) return InternalError("pipe() failed");
-    child = fork();
-    if (child < 0) return InternalError("fork() failed");
-    if (child == 0) {
-      close(from_child[0]);
-      close(to_child[1]);
-      auto ep = make_endpoint(kind, producer_blocks * block_bytes, mem, o.producer_device, 1);
-      std::string msg = "ERR";
-      if (ep.ok()) {
-        auto md = ep->agent->export_metadata();
-        msg = md.ok() ? fmt::format("{} {}", ep->pool.region().addr, *md) : "ERR " + md.status().to_string();
-      } else {
-        msg = "ERR " + ep.status().to_string();
-      }
-      write_all(from_child[1], msg);
-      char c;
-      while (read(to_child[0], &c, 1) > 0) {
-      }  // serve until the parent closes the pipe
-      _exit(0);
-    }
-    close(from_child[1]);
-    close(to_child[0]);
-    auto msg = read_all(from_child[0]);
-    close(from_child[0]);
-    if (!msg.ok() || msg->rfind("ERR", 0) == 0) {
-      close(to_child[1]);
-      waitpid(child, nullptr, 0);
-      return UnavailableError("producer process: {}", msg.ok() ? *msg : msg.status().to_string());
-    }
-    size_t sp = msg->find(' ');
-    producer_base = std::stoull(msg->substr(0, sp));
-    producer_md = msg->substr(sp + 1);
+  if (remote != nullptr) {  // two processes: the forked producer made its endpoint already
+    if (remote->rfind("ERR", 0) == 0) return UnavailableError("producer process: {}", *remote);
+    size_t sp = remote->find(' ');
+    producer_base = std::stoull(remote->substr(0, sp));
+    producer_md = remote->substr(sp + 1);
     res.mode = "two processes";
   } else {
     TANDEM_ASSIGN_OR_RETURN(producer, make_endpoint(kind, producer_blocks * block_bytes, mem, o.producer_device, 1));
@@ -127,12 +96,7 @@ Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, Transpo
     producer_base = producer.pool.region().addr;
     res.mode = "one process, two agents";
   }
-  auto cleanup = [&] {
-    if (child > 0) {
-      close(to_child[1]);
-      waitpid(child, nullptr, 0);
-    }
-  };
+  auto cleanup = [] {};
 
   auto consumer_or = make_endpoint(kind, consumer_blocks * block_bytes, mem, o.consumer_device, 2);
   if (!consumer_or.ok()) {
@@ -209,16 +173,70 @@ Result<std::vector<KvTransferBenchResult>> run_kv_transfer_bench(const KvTransfe
   std::vector<TransportKind> kinds = o.transports;
   if (kinds.empty()) {
     kinds.push_back(TransportKind::kTcp);
-    if (o.device == Device::kCuda && cuda_ipc_available()) kinds.push_back(TransportKind::kCudaIpc);
+    // In two-process mode the parent must not touch CUDA before forking; the child reports failures.
+    if (o.device == Device::kCuda && (o.two_processes || cuda_ipc_available())) kinds.push_back(TransportKind::kCudaIpc);
   }
-  std::vector<KvTransferBenchResult> out;
   for (TransportKind k : kinds) {
     if (k == TransportKind::kAuto) return InvalidArgumentError("kv-transfer bench: name a transport (tcp, cuda_ipc)");
     if (k == TransportKind::kCudaIpc && o.device != Device::kCuda) return InvalidArgumentError("cuda_ipc needs --device cuda");
-    auto r = bench_one(o, k);
-    if (!r.ok()) return r.status().with_context(std::string(transport_kind_name(k)));
-    out.push_back(*r);
   }
+  const MemoryKind mem = o.device == Device::kCuda ? MemoryKind::kCuda : MemoryKind::kHost;
+  KvLayout layout{o.num_layers, o.num_kv_heads, o.head_dim, o.block_size, o.dtype};
+  const size_t pool_bytes = static_cast<size_t>((o.num_tokens + o.block_size - 1) / o.block_size) * layout.block_bytes();
+  std::vector<std::string> remote(kinds.size());
+  pid_t child = -1;
+  int to_child[2] = {-1, -1};
+  if (o.two_processes) {
+    // One producer process for every transport, forked before this process initialises CUDA (a forked
+    // child cannot use a CUDA context inherited from its parent).
+    int from_child[2];
+    if (pipe(from_child) != 0 || pipe(to_child) != 0) return InternalError("pipe() failed");
+    child = fork();
+    if (child < 0) return InternalError("fork() failed");
+    if (child == 0) {
+      close(from_child[0]);
+      close(to_child[1]);
+      std::vector<Endpoint> eps;
+      for (TransportKind k : kinds) {
+        auto ep = make_endpoint(k, pool_bytes, mem, o.producer_device, 1);
+        std::string msg;
+        if (ep.ok()) {
+          auto md = ep->agent->export_metadata();
+          msg = md.ok() ? fmt::format("{} {}", ep->pool.region().addr, *md) : "ERR " + md.status().to_string();
+          eps.push_back(std::move(ep).value());
+        } else {
+          msg = "ERR " + ep.status().to_string();
+        }
+        write_all(from_child[1], msg);
+      }
+      char c;
+      while (read(to_child[0], &c, 1) > 0) {
+      }  // serve until the parent closes the pipe
+      _exit(0);
+    }
+    close(from_child[1]);
+    close(to_child[0]);
+    for (auto& r : remote) {
+      auto msg = read_all(from_child[0]);
+      r = msg.ok() ? *msg : "ERR " + msg.status().to_string();
+    }
+    close(from_child[0]);
+  }
+  std::vector<KvTransferBenchResult> out;
+  Status err;
+  for (size_t i = 0; i < kinds.size() && err.ok(); ++i) {
+    auto r = bench_one(o, kinds[i], o.two_processes ? &remote[i] : nullptr);
+    if (!r.ok()) {
+      err = r.status().with_context(std::string(transport_kind_name(kinds[i])));
+    } else {
+      out.push_back(*r);
+    }
+  }
+  if (child > 0) {
+    close(to_child[1]);
+    waitpid(child, nullptr, 0);
+  }
+  if (!err.ok()) return err;
   return out;
 }
 

@@ -370,7 +370,9 @@ void Engine::Impl::on_token(LiveRequest& lr, int32_t token, std::optional<TokenL
     reason = FinishReason::kLength;  // a producer stops after the first token
   }
   if (reason) {
-    if (!piece.stop_string && emit) out.new_text += lr.text->finish();
+    // A producer returns only the text a stream would have shown so far: the consumer continues the same
+    // text stream and emits any held-back bytes (an incomplete UTF-8 tail) once they complete.
+    if (!piece.stop_string && emit && r.kv_role != KvRole::kRemoteDecode) out.new_text += lr.text->finish();
     finish(lr, *reason, std::move(stop_reason), Status::Ok(), std::move(out));
     return;
   }

@@ -1,6 +1,8 @@
 // GenerationStream: engine outputs -> HTTP response (see generation_stream.h).
 #include "server/generation_stream.h"
 
+#include <fmt/format.h>
+
 #include "common/logging.h"
 #include "net/sse.h"
 #include "server/api_error.h"
@@ -112,9 +114,15 @@ void GenerationStream::handle(RequestOutput& out) {
     text_ += text;
     for (auto& lp : out.logprobs) logprobs_.push_back(std::move(lp));
     if (out.finished()) {
-      writer_->send(HttpResponse::json(
+      HttpResponse resp = HttpResponse::json(
           200, builder_.full_response(text_, logprobs_, *out.finish_reason, out.stop_reason, usage(out),
-                                      out.kv_transfer_params_json)));
+                                      out.kv_transfer_params_json));
+      // Engine-internal time (added -> first token) and the server's own time, for overhead figures
+      // (tools/bench_server_overhead.py).
+      resp.headers.emplace_back(
+          "Server-Timing", fmt::format("engine_ttft;dur={:.3f}, server_total;dur={:.3f}", out.first_token_time_s * 1e3,
+                                       seconds_between(p_.arrival, Clock::now()) * 1e3));
+      writer_->send(std::move(resp));
     }
   }
   if (out.finished()) finish_bookkeeping(*out.finish_reason, out.completion_tokens, out.cached_prompt_tokens, &out);
