@@ -192,7 +192,7 @@ Status Engine::Impl::init() {
                                                  static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
   if (connector_) {
     KvConnectorContext ctx{pool_->view(), model_config_.fingerprint(), tokenizer_ ? tokenizer_->fingerprint() : "",
-                           engine_id_};
+                           engine_id_, config_.device_id};
     TANDEM_RETURN_IF_ERROR(connector_->initialize(ctx));
   }
   TLOG_INFO("engine {}: {} on {}, {} KV blocks of {} tokens ({:.1f} MiB), max_model_len {}", engine_id_,

@@ -182,6 +182,10 @@ Result<TensorView> ModelRunner::execute(std::span<const RunnerSeq> seqs, int num
     TANDEM_RETURN_IF_ERROR(backend_.prepare_attention(b.attn, kv_, model_.config().num_heads));
     const size_t idx = static_cast<size_t>(std::lower_bound(buckets_.begin(), buckets_.end(), bucket) - buckets_.begin());
     if (bucket_graph_[idx] < 0) {
+      // One eager run first, so lazy module loading and library set-up happen outside the capture. It
+      // writes the same K/V the replay below writes again (same tokens and positions).
+      model_.forward(b, kv_, logits);
+      TANDEM_RETURN_IF_ERROR(backend_.prepare_attention(b.attn, kv_, model_.config().num_heads));
       TANDEM_RETURN_IF_ERROR(backend_.begin_capture());
       model_.forward(b, kv_, logits);
       Result<int> id = backend_.end_capture();
