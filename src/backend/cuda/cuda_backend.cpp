@@ -254,7 +254,7 @@ class CudaBackend final : public Backend {
     // The previous step's plan upload must have left the pinned staging before it is overwritten.
     TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(plan_copy_done_));
     int64_t w = 0;
-    for (int s = plan_.num_decode; s < md.num_seqs; ++s) {
+    for (int s = plan_.flashinfer_prefill ? md.num_seqs : plan_.num_decode; s < md.num_seqs; ++s) {
       const int q_len = md.h_query_start[s + 1] - md.h_query_start[s];
       for (int qt = 0; qt < q_len; qt += tpt) {
         TANDEM_CHECK(w < plan_.num_work_items);

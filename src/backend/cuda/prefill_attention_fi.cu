@@ -29,6 +29,9 @@ cudaError_t launch_flashinfer_prefill(const PagedAttentionArgs& a, const FlashIn
                                       cudaStream_t stream) {
   if (work.num_ctas <= 0 || work.num_requests <= 0) return cudaSuccess;
   const KvPoolLayer& kv = a.kv;
+  // FlashInfer keeps page strides in 32 bits and loads q rows with 16-byte copies.
+  if (kv.elems_per_block > 0xFFFFFFFFll || a.q_stride % 8 != 0 || (reinterpret_cast<uintptr_t>(a.q) & 15u) != 0)
+    return cudaErrorInvalidValue;
   auto* pool = static_cast<__nv_bfloat16*>(kv.base);
   __nv_bfloat16* k_data = pool + kv.layer_offset;
   __nv_bfloat16* v_data = k_data + kv.elems_per_page;
