@@ -32,6 +32,7 @@ TANDEM_BIN=${TANDEM_BIN:-$ROOT/build/bin/tandem}
 [ -f "$MODEL_DIR/config.json" ] || { echo "no model directory at $MODEL_DIR (config.json missing)" >&2; exit 1; }
 mkdir -p "$OUT_DIR"
 export TANDEM_BIN MODEL="$MODEL_DIR" LOAD_FORMAT=dummy
+source "$ROOT/examples/disagg_prefill/common.sh"  # http_ok
 
 if [ "$MPS" = 1 ]; then
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/tandem-mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/tandem-mps-log
@@ -41,8 +42,8 @@ if [ "$MPS" = 1 ]; then
 fi
 tag=$([ "$MPS" = 1 ] && echo mps || echo nomps)
 
-bench_flags() {  # bench_flags RATE LABEL
-  echo --model "$MODEL_DIR" --dataset-name random --random-input-len 7500 --random-output-len 200 \
+bench_flags() {  # bench_flags RATE LABEL (the 1P1D example adds --model itself)
+  echo --dataset-name random --random-input-len 7500 --random-output-len 200 \
        --num-prompts "$NUM_PROMPTS" --burstiness 100 --request-rate "$1" --ignore-eos --seed 0 \
        --save-result --result-dir "$OUT_DIR" --result-filename "$2.json" --label "$2" --disable-tqdm
 }
@@ -65,13 +66,13 @@ for rate in $RATES; do
     pid=$!
     ok=0
     for _ in $(seq 1 1200); do
-      if curl -sf -m 2 "http://127.0.0.1:$port/health" >/dev/null 2>&1; then ok=1; break; fi
+      if http_ok "http://127.0.0.1:$port/health"; then ok=1; break; fi
       kill -0 $pid 2>/dev/null || break
       sleep 0.5
     done
     if [ $ok = 1 ]; then
       # shellcheck disable=SC2046
-      "$TANDEM_BIN" bench serve --host 127.0.0.1 --port "$port" $(bench_flags "$rate" "$label") | tee "$OUT_DIR/$label.txt" || true
+      "$TANDEM_BIN" bench serve --host 127.0.0.1 --port "$port" --model "$MODEL_DIR" $(bench_flags "$rate" "$label") | tee "$OUT_DIR/$label.txt" || true
     else
       echo "colocated instance failed to start; log tail:" >&2; tail -n 30 "$log" >&2
     fi

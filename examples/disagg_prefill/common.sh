@@ -30,6 +30,15 @@ gpu_count() {
   if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true; else echo 0; fi
 }
 
+# http_ok URL: true when GET URL answers 2xx within 2 s (curl, or python3 where curl is missing).
+http_ok() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -sf -m 2 "$1" >/dev/null 2>&1
+  else
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" >/dev/null 2>&1
+  fi
+}
+
 # start NAME LOGFILE command...: runs a command in the background in its own process group.
 start() {
   local name=$1 log=$2; shift 2
@@ -44,7 +53,7 @@ start() {
 wait_healthy() {
   local name=$1 url=$2 log=$3 pid=$4 deadline=$((SECONDS + HEALTH_TIMEOUT))
   while [ $SECONDS -lt $deadline ]; do
-    if curl -sf -m 2 "$url/health" >/dev/null 2>&1; then echo "$name is ready at $url"; return 0; fi
+    if http_ok "$url/health"; then echo "$name is ready at $url"; return 0; fi
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "error: $name exited during start-up; last lines of $log:" >&2
       tail -n 30 "$log" >&2

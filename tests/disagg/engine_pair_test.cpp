@@ -5,16 +5,21 @@
 // hits, under concurrency and under faults (expired lease, fingerprint mismatch, dead producer, policy
 // fail, full consumer pool, aborts); every lease and block must come back (num_used_blocks == 0).
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "disagg/kv_connector_factory.h"
 #include "disagg/kv_transfer_config.h"
 #include "engine/engine.h"
@@ -221,14 +226,19 @@ void expect_matches(const Collected& prod, const Collected& cons, const std::vec
   EXPECT_EQ(cons.last.prompt_tokens, static_cast<int32_t>(prompt_len)) << what;
 }
 
-// Engine metrics are published by the engine loop: poll until the used-block count reaches zero.
-bool wait_blocks_zero(const Engine& e, std::chrono::milliseconds limit = 15000ms) {
+template <typename Pred>
+bool wait_for(std::chrono::milliseconds limit, Pred pred) {
   TimePoint end = Clock::now() + limit;
   while (Clock::now() < end) {
-    if (e.metrics().num_used_blocks == 0) return true;
-    std::this_thread::sleep_for(20ms);
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
   }
-  return e.metrics().num_used_blocks == 0;
+  return pred();
+}
+
+// Engine metrics are published by the engine loop: poll until the used-block count reaches zero.
+bool wait_blocks_zero(const Engine& e, std::chrono::milliseconds limit = 15000ms) {
+  return wait_for(limit, [&] { return e.metrics().num_used_blocks == 0; });
 }
 
 const std::vector<int> kLengths = {1, 2, 15, 16, 17, 31, 32, 33, 100, 300, 511, 512, 513, 777, 1000};
@@ -320,13 +330,18 @@ TEST(EnginePair, ConcurrentBatchMatchesColocated) {
 
 TEST(EnginePair, ExpiredLeaseRecomputesIdenticalTokens) {
   Reference ref;
-  auto producer = make_producer({.lease = 400ms, .timeout = 300ms});
+  constexpr auto kLease = 1000ms;
+  auto producer = make_producer({.lease = kLease, .timeout = 800ms});
   auto consumer = make_consumer();
   for (int n : {17, 100, 300}) {
     std::string id = "lease-" + std::to_string(n);
     auto prompt = prompt_of(n, 3 * n);
+    TimePoint t0 = Clock::now();
     Produced p = produce(*producer, id, prompt);
-    EXPECT_GT(producer->metrics().num_used_blocks, 0) << "the lease pins the prompt's blocks";
+    // Metrics are published after the engine step that produced the output: poll.
+    EXPECT_TRUE(wait_for(kLease, [&] { return producer->metrics().num_used_blocks > 0; }))
+        << "the lease pins the prompt's blocks";
+    std::this_thread::sleep_until(t0 + kLease + 200ms);
     ASSERT_TRUE(wait_blocks_zero(*producer, 5000ms)) << "the lease did not expire";
     Collected c = consume(*consumer, id, prompt, p.params);
     expect_matches(p.out, c, ref.tokens(prompt, kMaxTokens), prompt.size(), id);
@@ -444,7 +459,7 @@ TEST(EnginePair, AbortingConsumerRequestsReturnsAllBlocks) {
     prompts.push_back(prompt_of(150, 700 + i));
     prod.push_back(produce(*producer, "abort-" + std::to_string(i), prompts.back()));
   }
-  EXPECT_GT(producer->metrics().num_used_blocks, 0);
+  EXPECT_TRUE(wait_for(2000ms, [&] { return producer->metrics().num_used_blocks > 0; }));
   std::vector<std::shared_ptr<OutputChannel>> channels;
   for (int i = 0; i < kRequests; ++i) {
     auto ch = consumer->add_request(greedy("abort-" + std::to_string(i), prompts[i], 64, prod[i].params));
@@ -465,6 +480,66 @@ TEST(EnginePair, AbortingConsumerRequestsReturnsAllBlocks) {
   EXPECT_TRUE(wait_blocks_zero(*consumer)) << consumer->metrics().num_used_blocks;
   EXPECT_TRUE(wait_blocks_zero(*producer, 10000ms)) << producer->metrics().num_used_blocks;
   EXPECT_EQ(consumer->metrics().num_waiting_for_remote_kv, 0);
+}
+
+// A listener that never accepts: connects succeed (the kernel completes them) and nothing ever answers,
+// so a consumer's handshake hangs until its transfer timeout: its requests stay waiting for remote KV.
+class BlackHole {
+ public:
+  BlackHole() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    TANDEM_CHECK(fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(fd_, 64) == 0,
+                 "black hole listener");
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~BlackHole() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST(EnginePair, AbortingRequestsWaitingForKvReturnsAllBlocks) {
+  BlackHole hole;
+  auto producer = make_producer({.lease = 1500ms, .timeout = 1000ms});
+  auto consumer = make_consumer({.timeout = 1500ms}, false, /*num_blocks=*/64);
+  constexpr int kRequests = 4;  // <= the connector's transfer threads: every load is in flight
+  std::vector<std::shared_ptr<OutputChannel>> channels;
+  for (int i = 0; i < kRequests; ++i) {
+    std::string id = "hole-" + std::to_string(i);
+    auto prompt = prompt_of(60, 40 + i);
+    Produced p = produce(*producer, id, prompt);
+    // The real params, pointed at the black hole.
+    std::string params = std::regex_replace(p.params, std::regex(R"("remote_port":\d+)"),
+                                            fmt::format("\"remote_port\":{}", hole.port()));
+    ASSERT_NE(params, p.params);
+    auto ch = consumer->add_request(greedy(id, prompt, kMaxTokens, params));
+    ASSERT_TRUE(ch.ok()) << ch.status().to_string();
+    channels.push_back(*ch);
+  }
+  ASSERT_TRUE(wait_for(2000ms, [&] { return consumer->metrics().num_waiting_for_remote_kv == kRequests; }))
+      << consumer->metrics().num_waiting_for_remote_kv;
+  EXPECT_GT(consumer->metrics().num_used_blocks, 0);
+  TimePoint t0 = Clock::now();
+  for (int i = 0; i < kRequests; ++i) consumer->abort_request("hole-" + std::to_string(i));
+  for (auto& ch : channels) {
+    Collected c = collect(*ch);
+    EXPECT_EQ(c.finish, FinishReason::kAbort);
+    EXPECT_TRUE(c.tokens.empty());
+  }
+  EXPECT_LT(Clock::now() - t0, 1000ms) << "aborts answer at once, not when the transfer gives up";
+  // The blocks stay with the transfers until they report (at their timeout), then come back.
+  EXPECT_TRUE(wait_blocks_zero(*consumer, 10000ms)) << consumer->metrics().num_used_blocks;
+  EXPECT_EQ(consumer->metrics().num_waiting_for_remote_kv, 0);
+  EXPECT_TRUE(wait_blocks_zero(*producer, 10000ms)) << producer->metrics().num_used_blocks;  // leases expire
+  EXPECT_FALSE(consumer->metrics().dead);
 }
 
 }  // namespace

@@ -186,8 +186,13 @@ def test_lease_expiry_frees_producer_blocks(serve, tiny_model_dir):
     cons = start(serve, tiny_model_dir, "consumer")
     prompt = prompt_ids(100, 42)
     p = complete(prod, prompt, 1, {"do_remote_decode": True})
-    assert metric(prod.base_url, USED_BLOCKS) >= (100 + BLOCK - 1) // BLOCK  # pinned by the lease
-    time.sleep(2.0)
+    t0 = time.monotonic()
+    # Pinned by the lease (the gauge is published after the engine step that answered: poll briefly).
+    deadline = t0 + 0.8
+    while metric(prod.base_url, USED_BLOCKS) < (100 + BLOCK - 1) // BLOCK and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert metric(prod.base_url, USED_BLOCKS) >= (100 + BLOCK - 1) // BLOCK
+    time.sleep(max(0.0, t0 + 2.0 - time.monotonic()))
     assert wait_metric(prod.base_url, USED_BLOCKS, 0.0, timeout=5) == 0.0
     want = complete(colo, prompt, 7)
     c = complete(cons, prompt, 7, p["kv_transfer_params"])  # the lease is gone: recompute
