@@ -186,7 +186,17 @@ void DisaggKvConnector::cancel_load(const std::string& request_id) {
     it->second->cancel = true;  // the worker (or the one that dequeues it) reports kAborted
     return;
   }
-  classified_.erase(request_id);
+  // Aborted before its load started (still queued in the engine): tell the producer to free the lease
+  // now rather than letting it expire. A worker sends the notification; no loads_finished event follows.
+  auto c = classified_.find(request_id);
+  if (c == classified_.end() || stopping_) return;
+  auto load = std::make_shared<Load>();
+  load->request_id = request_id;
+  load->params = std::move(c->second.first);
+  load->release_only = true;
+  classified_.erase(c);
+  queue_.push_back(std::move(load));
+  cv_.notify_all();
 }
 
 std::string DisaggKvConnector::on_prefill_finished(const std::string& request_id, std::span<const int32_t> block_ids,
@@ -305,6 +315,10 @@ void DisaggKvConnector::worker_loop() {
       if (queue_.empty()) return;
       load = queue_.front();
       queue_.pop_front();
+    }
+    if (load->release_only) {
+      notify_release(load->params, nullptr, Clock::now() + kReleaseNotifyTimeout);
+      continue;
     }
     TimePoint t0 = Clock::now();
     Status st = stopping_ && !load->cancel ? AbortedError("kv connector is shutting down") : run_load(*load);

@@ -69,6 +69,7 @@ class DisaggKvConnector : public KvConnector {
     int first_block = 0;
     TimePoint started;
     std::atomic<bool> cancel{false};
+    bool release_only = false;  // the request was aborted before its load started: only free the lease
   };
   struct PeerInfo {
     EngineMetadata meta;

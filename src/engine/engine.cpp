@@ -153,17 +153,26 @@ Status Engine::Impl::init() {
     if (backend_->device() == Device::kCpu) {
       num_blocks = static_cast<int64_t>(config_.cpu_kv_cache_bytes / layout.block_bytes());
     } else {
-      // Weights and the model's workspace are allocated by now; leave room for the runner's buffers.
+      // Budget = gpu_memory_utilization x total, minus what THIS engine uses (its weights and workspace, the
+      // runner's buffers, a margin for the CUDA context and library workspaces). Other processes on the same
+      // GPU (a prefill and a decode instance sharing one, possibly loading at the same moment) are not
+      // charged to us, but we never plan beyond what is actually free now.
       size_t free_b = 0, total_b = 0;
       backend_->memory_info(&free_b, &total_b);
-      const double used = static_cast<double>(total_b - free_b);
+      const double own = static_cast<double>(model_->weight_bytes() + model_->workspace_bytes());
       const double runner_bytes =
           static_cast<double>(config_.max_num_seqs) * model_config_.vocab_size * 4.0 +
           4.0 * (3.0 * config_.max_num_batched_tokens + config_.max_num_seqs * (3.0 + max_len / config_.block_size + 1));
-      const double budget = config_.gpu_memory_utilization * static_cast<double>(total_b) - used - runner_bytes;
+      const double margin = 768.0 * 1048576.0;
+      const double by_budget = config_.gpu_memory_utilization * static_cast<double>(total_b) - own - runner_bytes - margin;
+      const double by_free = static_cast<double>(free_b) - runner_bytes - margin;
+      const double budget = std::min(by_budget, by_free);
       num_blocks = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(layout.block_bytes())) : 0;
-      TLOG_INFO("memory plan: total {:.2f} GiB, used after load {:.2f} GiB (weights {:.2f} GiB), KV {} blocks",
-                total_b / 1073741824.0, used / 1073741824.0, model_->weight_bytes() / 1073741824.0, num_blocks);
+      const double used = own;
+      TLOG_INFO("memory plan: total {:.2f} GiB, this engine after load {:.2f} GiB (weights {:.2f} GiB), free {:.2f} GiB, "
+                "KV {} blocks",
+                total_b / 1073741824.0, used / 1073741824.0, model_->weight_bytes() / 1073741824.0,
+                free_b / 1073741824.0, num_blocks);
     }
   }
   if (num_blocks <= 0) {

@@ -79,7 +79,8 @@ class KvConnector {
   // timeout), also after cancel_load.
   virtual void start_load(const std::string& request_id, std::vector<int32_t> local_block_ids, int first_block) = 0;
   // The request was aborted; stop its transfer early. Its blocks stay owned by the transfer until the
-  // loads_finished event arrives.
+  // loads_finished event arrives. Also called for a request aborted before start_load (still queued):
+  // then no event follows, and the connector may tell the producer to free its lease.
   virtual void cancel_load(const std::string& request_id) = 0;
 
   // ---- producer ----

@@ -182,6 +182,8 @@ void Scheduler::remove(Request* req) {
       auto it = std::find(waiting_.begin(), waiting_.end(), req);
       if (it != waiting_.end()) waiting_.erase(it);
       bm_.free(req->blocks);
+      // A consumer request aborted before its load started: the connector frees the producer's lease.
+      if (connector_ && req->kv_role == KvRole::kRemotePrefill) connector_->cancel_load(req->id);
       break;
     }
     case RequestState::kRunning: {

@@ -60,7 +60,7 @@ TEST(CudaGemv, SupportRules) {
   EXPECT_FALSE(cuda::gemv_supported(buf + 2, buf, 1, 8));    // misaligned x
 }
 
-// Backend::matmul routes small M to the GEMV: same answers as the CPU at a decode shape.
+// Backend::matmul at small M (GEMV for M <= 2 by default, cuBLASLt above): same answers as the CPU.
 TEST(CudaGemv, BackendMatmulSmallM) {
   TANDEM_SKIP_WITHOUT_CUDA();
   Backends be = make_backends();

@@ -448,9 +448,9 @@ TEST(EnginePair, FullConsumerPoolMakesRequestsWaitAndAllFinish) {
 }
 
 TEST(EnginePair, AbortingConsumerRequestsReturnsAllBlocks) {
-  // Leases of requests aborted before their load started expire (the consumer never contacted the
-  // producer); keep them short. Loads in flight are cancelled and release the lease at once.
-  auto producer = make_producer({.lease = 3000ms, .timeout = 2000ms});
+  // A long lease: every lease must come back through the consumer's notification, also for requests
+  // aborted while still queued (before their load started) and loads cancelled in flight.
+  auto producer = make_producer({.lease = 60000ms, .timeout = 2000ms});
   auto consumer = make_consumer({.timeout = 2000ms}, false, /*num_blocks=*/32);
   constexpr int kRequests = 12;
   std::vector<std::vector<int32_t>> prompts;
@@ -480,6 +480,35 @@ TEST(EnginePair, AbortingConsumerRequestsReturnsAllBlocks) {
   EXPECT_TRUE(wait_blocks_zero(*consumer)) << consumer->metrics().num_used_blocks;
   EXPECT_TRUE(wait_blocks_zero(*producer, 10000ms)) << producer->metrics().num_used_blocks;
   EXPECT_EQ(consumer->metrics().num_waiting_for_remote_kv, 0);
+}
+
+TEST(EnginePair, AbortingQueuedConsumerRequestsReleasesLeasesAtOnce) {
+  auto producer = make_producer({.lease = 60000ms});
+  // 16 blocks: one 150-token request (10 blocks, 16 with its decode) at a time; the others queue before
+  // their load starts.
+  auto consumer = make_consumer({}, false, /*num_blocks=*/16);
+  constexpr int kRequests = 5;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<Produced> prod;
+  for (int i = 0; i < kRequests; ++i) {
+    prompts.push_back(prompt_of(150, 900 + i));
+    prod.push_back(produce(*producer, "queued-" + std::to_string(i), prompts.back()));
+  }
+  std::vector<std::shared_ptr<OutputChannel>> channels;
+  for (int i = 0; i < kRequests; ++i) {
+    auto ch = consumer->add_request(greedy("queued-" + std::to_string(i), prompts[i], 100, prod[i].params));
+    ASSERT_TRUE(ch.ok()) << ch.status().to_string();
+    channels.push_back(*ch);
+  }
+  // At once: request 0 holds the pool for its 100 decode steps, so 1..4 are still queued.
+  for (int i = 1; i < kRequests; ++i) consumer->abort_request("queued-" + std::to_string(i));
+  for (int i = 1; i < kRequests; ++i) EXPECT_EQ(collect(*channels[i]).finish, FinishReason::kAbort) << i;
+  Collected first = collect(*channels[0]);
+  EXPECT_EQ(first.finish, FinishReason::kLength);
+  EXPECT_EQ(first.tokens.size(), 99u);
+  // Long before the 60 s leases could expire.
+  EXPECT_TRUE(wait_blocks_zero(*producer, 5000ms)) << producer->metrics().num_used_blocks;
+  EXPECT_TRUE(wait_blocks_zero(*consumer, 5000ms)) << consumer->metrics().num_used_blocks;
 }
 
 // A listener that never accepts: connects succeed (the kernel completes them) and nothing ever answers,

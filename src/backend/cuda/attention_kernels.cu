@@ -424,7 +424,9 @@ void launch_decode_lanes(const PagedAttentionArgs& a, int num_decode_seqs, int n
 int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count) {
   const int G = num_q_heads / num_kv_heads;
   const int blocks = num_decode_seqs * num_kv_heads * (G / decode_head_group(G));
-  const int target = 4 * std::max(sm_count, 1);
+  // About 8 blocks per SM (measured on H100, PERF_NOTES.md: b=32 ctx 2048 runs 149 us/layer with 4
+  // splits against 213 us with 1; b=1 ctx 7500 is flat between 32 and 64 splits).
+  const int target = kDecodeSplitBlocksPerSm * std::max(sm_count, 1);
   if (blocks <= 0 || blocks >= target) return 1;
   return std::clamp(target / blocks, 1, 64);
 }

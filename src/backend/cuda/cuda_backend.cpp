@@ -64,8 +64,9 @@ class CudaBackend final : public Backend {
     TANDEM_RETURN_IF_ERROR(gemm_->init(kGemmWorkspaceBytes));
     TANDEM_CUDA_RETURN_IF_ERROR(cuda::prepare_kernel_attributes());
     // Decode split partials: bounded by decode_num_splits (splits > 1 only while the blocks stay under
-    // 4 * SMs, each covering at most 8 q heads), so one fixed allocation serves every batch shape.
-    const int64_t max_entries = static_cast<int64_t>(4) * sm_count_ * 8;
+    // kDecodeSplitBlocksPerSm * SMs, each covering at most 8 q heads), so one fixed allocation serves every
+    // batch shape.
+    const int64_t max_entries = static_cast<int64_t>(cuda::kDecodeSplitBlocksPerSm) * sm_count_ * 8;
     TANDEM_ASSIGN_OR_RETURN(void* po, device_alloc(sizeof(float) * max_entries * kMaxHeadDim));
     TANDEM_ASSIGN_OR_RETURN(void* pml, device_alloc(sizeof(float) * max_entries * 2));
     partial_o_ = static_cast<float*>(po);
@@ -485,7 +486,9 @@ class CudaBackend final : public Backend {
 
   AttentionPlan plan_;
   bool capturing_ = false;  // between begin_capture() and end_capture()
-  int gemv_max_m_ = cuda::kGemvMaxM;
+  // Measured on H100 (PERF_NOTES.md): the GEMV beats cuBLASLt at M <= 2 on every Llama-8B shape (2.3-3.1
+  // vs 2.0-2.8 TB/s) but loses at M >= 4 on o_proj and down_proj.
+  int gemv_max_m_ = 2;
   float* partial_o_ = nullptr;
   float* partial_ml_ = nullptr;
   int64_t partial_entries_ = 0;

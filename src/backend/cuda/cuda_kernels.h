@@ -57,6 +57,9 @@ struct PagedAttentionArgs {
 // `num_splits` ranges (fixed by the launch shape, never by context lengths, so CUDA graphs stay valid);
 // with num_splits > 1 the partials go to partial_o [num_decode_seqs*Hq*num_splits, D] fp32 and
 // partial_ml [same, 2] fp32 and a second kernel merges them.
+// Splits > 1 only while the decode blocks stay under kDecodeSplitBlocksPerSm * SMs (so the partials
+// need at most that many blocks x 8 q heads entries).
+constexpr int kDecodeSplitBlocksPerSm = 8;
 int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count);
 void launch_paged_decode(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, float* partial_o,
                          float* partial_ml, cudaStream_t stream);

@@ -244,35 +244,13 @@ Result<TransferId> CudaIpcAgent::submit_read(const std::string& peer_name, std::
   }
   auto stream = static_cast<cudaStream_t>(stream_);
   TANDEM_RETURN_IF_ERROR(cuda_status(cudaSetDevice(options_.device_id), "cudaSetDevice"));
-  // Same-device copies go to the driver as one batch (one call instead of one per block: per-call
-  // overhead, not bandwidth, dominated a 469-block transfer); copies across devices go one by one.
-  std::vector<void*> dsts;
-  std::vector<const void*> srcs;
-  std::vector<size_t> sizes;
+  // One async copy per coalesced run. (cudaMemcpyBatchAsync measured slower on the H100 for 469 scattered
+  // 2 MiB blocks: 2.84 ms against 2.01 ms for a loop of cudaMemcpyAsync.)
   cudaError_t err = cudaSuccess;
   for (const Copy& c : merged) {
-    if (c.dst_dev == c.src_dev) {
-      dsts.push_back(c.dst);
-      srcs.push_back(c.src);
-      sizes.push_back(c.len);
-    } else if (err == cudaSuccess) {
-      err = cudaMemcpyPeerAsync(c.dst, c.dst_dev, c.src, c.src_dev, c.len, stream);
-    }
-  }
-  if (err == cudaSuccess && dsts.size() == 1) {
-    err = cudaMemcpyAsync(dsts[0], srcs[0], sizes[0], cudaMemcpyDeviceToDevice, stream);
-  } else if (err == cudaSuccess && !dsts.empty()) {
-    cudaMemcpyAttributes attr{};
-    attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
-    size_t attr_index = 0;
-    err = cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attr, &attr_index, 1, stream);
-    if (err == cudaErrorNotSupported || err == cudaErrorInvalidValue) {  // older drivers: one call per copy
-      cudaGetLastError();
-      err = cudaSuccess;
-      for (size_t i = 0; i < dsts.size() && err == cudaSuccess; ++i) {
-        err = cudaMemcpyAsync(dsts[i], srcs[i], sizes[i], cudaMemcpyDeviceToDevice, stream);
-      }
-    }
+    err = c.dst_dev == c.src_dev ? cudaMemcpyAsync(c.dst, c.src, c.len, cudaMemcpyDeviceToDevice, stream)
+                                 : cudaMemcpyPeerAsync(c.dst, c.dst_dev, c.src, c.src_dev, c.len, stream);
+    if (err != cudaSuccess) break;
   }
   if (err != cudaSuccess) {
     cudaStreamSynchronize(stream);  // nothing of this transfer may still write after we report failure
