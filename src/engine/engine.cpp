@@ -405,6 +405,8 @@ void Engine::Impl::finish(LiveRequest& lr, FinishReason reason, std::optional<st
   out.finish_reason = reason;
   out.stop_reason = std::move(stop_reason);
   if (reason == FinishReason::kError) out.error = std::move(error);
+  // Publish before the final output: whoever reads metrics() after it sees the blocks freed (or leased).
+  publish_metrics();
   lr.channel->push(std::move(out));
   lr.channel->close();
   {

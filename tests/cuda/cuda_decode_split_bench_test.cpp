@@ -2,6 +2,8 @@
 // several split counts, over 32 layers' worth of KV (so reads come from HBM, not L2), timed with CUDA
 // events. Tells which split count decode_num_splits() should pick:
 //   test_cuda --gtest_also_run_disabled_tests --gtest_filter='CudaDecodeSplitBench.*'
+// Calls the kernels directly (CUDA runtime headers): built only with the CUDA backend.
+#ifdef TANDEM_HAVE_CUDA
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -108,3 +110,5 @@ TEST(CudaDecodeSplitBench, DISABLED_SplitSweep) {
 
 }  // namespace
 }  // namespace tandem
+
+#endif  // TANDEM_HAVE_CUDA

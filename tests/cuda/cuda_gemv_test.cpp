@@ -2,6 +2,8 @@
 // handles, bf16 and fp32 outputs, ragged N and K tails; plus a DISABLED_ benchmark against cuBLASLt at
 // Llama-3.1-8B decode shapes:
 //   test_cuda --gtest_also_run_disabled_tests --gtest_filter='CudaGemvBench.*'
+// Calls the kernels directly (CUDA runtime headers): built only with the CUDA backend.
+#ifdef TANDEM_HAVE_CUDA
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -140,3 +142,5 @@ TEST(CudaGemvBench, DISABLED_GemvVsCublasLt) {
 
 }  // namespace
 }  // namespace tandem
+
+#endif  // TANDEM_HAVE_CUDA
