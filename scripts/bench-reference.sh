@@ -4,7 +4,11 @@
 # burstiness 100, at each request rate; first through the 1P1D example (proxy on 9100), then against one
 # colocated instance. Writes each printed block and JSON result to OUT_DIR.
 # Usage: scripts/bench-reference.sh [--model DIR] [--out DIR] [--rates "1 2 4"] [--mps] [--num-prompts N]
-#                                   [--skip-colocated] [--skip-1p1d]
+#                                   [--skip-colocated] [--skip-1p1d] [--colocated-instances N]
+#                                   [--goodput "ttft:500 tpot:10"]
+# --colocated-instances N: the colocated comparison runs N instances (one per GPU where possible) behind
+#   `tandem proxy --colocated ... --routing round_robin` instead of a single instance.
+# INPUT_LEN / OUTPUT_LEN (env) override 7500 / 200, e.g. for a smoke test on the tiny CPU model.
 # --mps starts the CUDA MPS control daemon for the run (both instances then share the GPU through MPS).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,6 +19,8 @@ MPS=0
 NUM_PROMPTS=30
 RUN_COLOCATED=1
 RUN_1P1D=1
+COLOCATED_N=1
+BENCH_EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) MODEL_DIR=$2; shift 2 ;;
@@ -24,6 +30,8 @@ while [ $# -gt 0 ]; do
     --num-prompts) NUM_PROMPTS=$2; shift 2 ;;
     --skip-colocated) RUN_COLOCATED=0; shift ;;
     --skip-1p1d) RUN_1P1D=0; shift ;;
+    --colocated-instances) COLOCATED_N=$2; shift 2 ;;
+    --goodput) BENCH_EXTRA+=(--goodput $2); shift 2 ;;
     *) echo "bench-reference.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -42,10 +50,43 @@ if [ "$MPS" = 1 ]; then
 fi
 tag=$([ "$MPS" = 1 ] && echo mps || echo nomps)
 
+# run_colocated RATE LABEL: COLOCATED_N instances that each do both phases (one per GPU when there are
+# enough GPUs), behind `tandem proxy --colocated` in round-robin mode when COLOCATED_N > 1; runs the
+# benchmark against it and stops everything (in a subshell, so the example helpers' clean-up trap is local).
+run_colocated() (
+  local rate=$1 label=$2 logs="$OUT_DIR/logs-$2" port=${COLOCATED_PORT:-7300}
+  mkdir -p "$logs"
+  trap cleanup EXIT INT TERM
+  local ngpu; ngpu=$(gpu_count)
+  local util; util=$(awk -v n="$COLOCATED_N" -v g="$ngpu" 'BEGIN { per = (g >= n || g == 0) ? 1 : n / g; printf "%.2f", 0.9 / per }')
+  local urls=()
+  for ((i = 0; i < COLOCATED_N; i++)); do
+    local gpu=0; [ "$ngpu" -gt 0 ] && gpu=$((i % ngpu))
+    local dev=cuda; [ "$ngpu" -eq 0 ] && dev=cpu
+    start "colocated$i" "$logs/colocated$i.log" env DEVICE=$dev GPU=$gpu GPU_MEM_UTIL="$util" \
+      "$ROOT/examples/disagg_prefill/disagg_launcher.sh" colocated $((port + i))
+    urls+=(--colocated "http://127.0.0.1:$((port + i))")
+  done
+  for ((i = 0; i < COLOCATED_N; i++)); do
+    wait_healthy "colocated$i" "http://127.0.0.1:$((port + i))" "$logs/colocated$i.log" "${PIDS[$i]}" || return 1
+  done
+  local target=$port
+  if [ "$COLOCATED_N" -gt 1 ]; then
+    target=$((port + 100))
+    start proxy "$logs/proxy.log" "$ROOT/examples/disagg_prefill/disagg_launcher.sh" proxy "$target" \
+      --routing round_robin "${urls[@]}"
+    wait_healthy proxy "http://127.0.0.1:$target" "$logs/proxy.log" "${PIDS[$COLOCATED_N]}" || return 1
+  fi
+  # shellcheck disable=SC2046
+  "$TANDEM_BIN" bench serve --host 127.0.0.1 --port "$target" --model "$MODEL_DIR" $(bench_flags "$rate" "$label") \
+    | tee "$OUT_DIR/$label.txt"
+)
+
 bench_flags() {  # bench_flags RATE LABEL (the 1P1D example adds --model itself)
-  echo --dataset-name random --random-input-len 7500 --random-output-len 200 \
+  echo --dataset-name random --random-input-len "${INPUT_LEN:-7500}" --random-output-len "${OUTPUT_LEN:-200}" \
        --num-prompts "$NUM_PROMPTS" --burstiness 100 --request-rate "$1" --ignore-eos --seed 0 \
-       --save-result --result-dir "$OUT_DIR" --result-filename "$2.json" --label "$2" --disable-tqdm
+       --save-result --result-dir "$OUT_DIR" --result-filename "$2.json" --label "$2" --disable-tqdm \
+       --percentile-metrics ttft,tpot,itl,e2el ${BENCH_EXTRA[@]+"${BENCH_EXTRA[@]}"}
 }
 
 for rate in $RATES; do
@@ -57,28 +98,9 @@ for rate in $RATES; do
       --bench $(bench_flags "$rate" "$label") | tee "$OUT_DIR/$label.txt"
   fi
   if [ "$RUN_COLOCATED" = 1 ]; then
-    label="colocated-$tag-rate$rate"
+    label="colocated$([ "$COLOCATED_N" -gt 1 ] && echo "x$COLOCATED_N")-$tag-rate$rate"
     echo "== $label"
-    port=${COLOCATED_PORT:-7300}
-    log="$OUT_DIR/colocated-$tag-rate$rate.log"
-    setsid "$TANDEM_BIN" serve "$MODEL_DIR" --port "$port" --load-format dummy --gpu-memory-utilization 0.9 \
-      >"$log" 2>&1 < /dev/null &
-    pid=$!
-    ok=0
-    for _ in $(seq 1 1200); do
-      if http_ok "http://127.0.0.1:$port/health"; then ok=1; break; fi
-      kill -0 $pid 2>/dev/null || break
-      sleep 0.5
-    done
-    if [ $ok = 1 ]; then
-      # shellcheck disable=SC2046
-      "$TANDEM_BIN" bench serve --host 127.0.0.1 --port "$port" --model "$MODEL_DIR" $(bench_flags "$rate" "$label") | tee "$OUT_DIR/$label.txt" || true
-    else
-      echo "colocated instance failed to start; log tail:" >&2; tail -n 30 "$log" >&2
-    fi
-    kill -TERM -- -$pid 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- -$pid 2>/dev/null || true
+    run_colocated "$rate" "$label" || echo "colocated run $label failed" >&2
   fi
 done
 echo "results in $OUT_DIR"
