@@ -4,21 +4,17 @@
 
 #include <CLI/CLI.hpp>
 
-// During development a command may live in a file that does not exist yet: weak declarations let the
-// binary link with what is there (main.cpp skips null ones).
-#define TANDEM_COMMAND __attribute__((weak))
-
 namespace tandem::app {
 
-TANDEM_COMMAND void register_generate(CLI::App& app, int& exit_code);
-TANDEM_COMMAND void register_make_model(CLI::App& app, int& exit_code);
-TANDEM_COMMAND void register_tokenize(CLI::App& app, int& exit_code);    // tokenize and detokenize
-TANDEM_COMMAND void register_serve(CLI::App& app, int& exit_code);
-TANDEM_COMMAND void register_proxy(CLI::App& app, int& exit_code);
+void register_generate(CLI::App& app, int& exit_code);
+void register_make_model(CLI::App& app, int& exit_code);
+void register_tokenize(CLI::App& app, int& exit_code);    // tokenize and detokenize
+void register_serve(CLI::App& app, int& exit_code);
+void register_proxy(CLI::App& app, int& exit_code);
 // `tandem bench <kind>`: each registers itself under the bench subcommand.
-TANDEM_COMMAND void register_bench_latency(CLI::App& bench, int& exit_code);
-TANDEM_COMMAND void register_bench_serve(CLI::App& bench, int& exit_code);
-TANDEM_COMMAND void register_bench_tokenizer(CLI::App& bench, int& exit_code);
-TANDEM_COMMAND void register_bench_kv_transfer(CLI::App& bench, int& exit_code);
+void register_bench_latency(CLI::App& bench, int& exit_code);
+void register_bench_serve(CLI::App& bench, int& exit_code);
+void register_bench_tokenizer(CLI::App& bench, int& exit_code);
+void register_bench_kv_transfer(CLI::App& bench, int& exit_code);
 
 }  // namespace tandem::app

@@ -3,7 +3,6 @@
 
 #include "tandem/commands.h"
 
-
 int main(int argc, char** argv) {
   using namespace tandem::app;
   CLI::App app{"tandem: LLM serving with disaggregated prefill and decode"};
@@ -11,18 +10,18 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Show help for all subcommands");
   int exit_code = 0;
 
-  if (&register_generate) register_generate(app, exit_code);
-  if (&register_make_model) register_make_model(app, exit_code);
-  if (&register_tokenize) register_tokenize(app, exit_code);
-  if (&register_serve) register_serve(app, exit_code);
-  if (&register_proxy) register_proxy(app, exit_code);
+  register_generate(app, exit_code);
+  register_make_model(app, exit_code);
+  register_tokenize(app, exit_code);
+  register_serve(app, exit_code);
+  register_proxy(app, exit_code);
 
   CLI::App* bench = app.add_subcommand("bench", "Benchmarks: serve, latency, tokenizer, kv-transfer");
   bench->require_subcommand(1);
-  if (&register_bench_latency) register_bench_latency(*bench, exit_code);
-  if (&register_bench_serve) register_bench_serve(*bench, exit_code);
-  if (&register_bench_tokenizer) register_bench_tokenizer(*bench, exit_code);
-  if (&register_bench_kv_transfer) register_bench_kv_transfer(*bench, exit_code);
+  register_bench_latency(*bench, exit_code);
+  register_bench_serve(*bench, exit_code);
+  register_bench_tokenizer(*bench, exit_code);
+  register_bench_kv_transfer(*bench, exit_code);
 
   try {
     app.parse(argc, argv);
