@@ -1,5 +1,6 @@
 // Normalizer chain (see normalizer.h); semantics follow tokenizers' normalizers/*.rs.
 #include "tokenizer/normalizer.h"
+#include "tokenizer/json_component.h"
 
 #include "tokenizer/utf8.h"
 
@@ -17,22 +18,11 @@ Result<std::string> get_string(const nlohmann::json& j, const char* key, const s
 }  // namespace
 
 Status Normalizer::add_steps(const nlohmann::json& j, const std::string& where, std::vector<Step>& steps) {
-  if (!j.is_object()) return InvalidArgumentError("tokenizer.json: {} must be an object", where);
-  auto type_it = j.find("type");
-  if (type_it == j.end() || !type_it->is_string()) {
-    return InvalidArgumentError("tokenizer.json: {}.type must be a string", where);
-  }
-  const std::string type = type_it->get<std::string>();
-  if (type == "Sequence") {
-    auto it = j.find("normalizers");
-    if (it == j.end() || !it->is_array()) {
-      return InvalidArgumentError("tokenizer.json: {}.normalizers must be an array", where);
-    }
-    for (size_t i = 0; i < it->size(); ++i) {
-      TANDEM_RETURN_IF_ERROR(add_steps((*it)[i], fmt::format("{}.normalizers[{}]", where, i), steps));
-    }
-    return Status::Ok();
-  }
+  TANDEM_ASSIGN_OR_RETURN(const std::string type,
+                          read_component(j, where, "normalizers", [&](const nlohmann::json& c, const std::string& w) {
+                            return add_steps(c, w, steps);
+                          }));
+  if (type == "Sequence") return Status::Ok();
   Step step;
   if (type == "Prepend") {
     step.kind = Kind::kPrepend;

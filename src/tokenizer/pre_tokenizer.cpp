@@ -1,6 +1,7 @@
 // Pre-tokenizer chain (see pre_tokenizer.h); semantics follow tokenizers' pre_tokenizers/*.rs and
 // NormalizedString::split.
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/json_component.h"
 
 namespace tandem {
 namespace {
@@ -12,22 +13,11 @@ constexpr std::string_view kGpt2Pattern =
 }  // namespace
 
 Status PreTokenizer::add_steps(const nlohmann::json& j, const std::string& where, std::vector<Step>& steps) {
-  if (!j.is_object()) return InvalidArgumentError("tokenizer.json: {} must be an object", where);
-  auto type_it = j.find("type");
-  if (type_it == j.end() || !type_it->is_string()) {
-    return InvalidArgumentError("tokenizer.json: {}.type must be a string", where);
-  }
-  const std::string type = type_it->get<std::string>();
-  if (type == "Sequence") {
-    auto it = j.find("pretokenizers");
-    if (it == j.end() || !it->is_array()) {
-      return InvalidArgumentError("tokenizer.json: {}.pretokenizers must be an array", where);
-    }
-    for (size_t i = 0; i < it->size(); ++i) {
-      TANDEM_RETURN_IF_ERROR(add_steps((*it)[i], fmt::format("{}.pretokenizers[{}]", where, i), steps));
-    }
-    return Status::Ok();
-  }
+  TANDEM_ASSIGN_OR_RETURN(const std::string type,
+                          read_component(j, where, "pretokenizers", [&](const nlohmann::json& c, const std::string& w) {
+                            return add_steps(c, w, steps);
+                          }));
+  if (type == "Sequence") return Status::Ok();
   Step step;
   if (type == "Split") {
     step.kind = Kind::kSplit;

@@ -1,5 +1,6 @@
 // Decoder chain (see token_decoder.h); mirrors tokenizers' decoders/*.rs decode_chain.
 #include "tokenizer/token_decoder.h"
+#include "tokenizer/json_component.h"
 
 #include <array>
 
@@ -58,22 +59,11 @@ bool TokenDecoder::has_byte_fallback() const {
 }
 
 Status TokenDecoder::add_steps(const nlohmann::json& j, const std::string& where, std::vector<Step>& steps) {
-  if (!j.is_object()) return InvalidArgumentError("tokenizer.json: {} must be an object", where);
-  auto type_it = j.find("type");
-  if (type_it == j.end() || !type_it->is_string()) {
-    return InvalidArgumentError("tokenizer.json: {}.type must be a string", where);
-  }
-  const std::string type = type_it->get<std::string>();
-  if (type == "Sequence") {
-    auto it = j.find("decoders");
-    if (it == j.end() || !it->is_array()) {
-      return InvalidArgumentError("tokenizer.json: {}.decoders must be an array", where);
-    }
-    for (size_t i = 0; i < it->size(); ++i) {
-      TANDEM_RETURN_IF_ERROR(add_steps((*it)[i], fmt::format("{}.decoders[{}]", where, i), steps));
-    }
-    return Status::Ok();
-  }
+  TANDEM_ASSIGN_OR_RETURN(const std::string type,
+                          read_component(j, where, "decoders", [&](const nlohmann::json& c, const std::string& w) {
+                            return add_steps(c, w, steps);
+                          }));
+  if (type == "Sequence") return Status::Ok();
   Step s;
   if (type == "ByteLevel") {
     s.kind = Kind::kByteLevel;
