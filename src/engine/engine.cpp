@@ -141,6 +141,7 @@ Status Engine::Impl::init() {
   lo.max_num_batched_tokens = config_.max_num_batched_tokens;
   lo.max_num_seqs = config_.max_num_seqs;
   lo.max_model_len = max_len;
+  lo.show_progress = true;  // drawn only when stderr is a terminal
   TANDEM_ASSIGN_OR_RETURN(model_, LlamaModel::load(dir, model_config_, lo, *backend_));
 
   // Memory plan.
