@@ -9,6 +9,7 @@ find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+pkg_check_modules(ICU_UC REQUIRED IMPORTED_TARGET icu-uc)  # tokenizer: Unicode normalization
 if(TANDEM_TESTS)
   find_package(GTest REQUIRED)
 endif()

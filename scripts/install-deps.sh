@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config git curl unzip procps
   libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
-  libcli11-dev libpcre2-dev libxxhash-dev libgtest-dev libbenchmark-dev
+  libcli11-dev libpcre2-dev libxxhash-dev libicu-dev libgtest-dev libbenchmark-dev
   python3 python3-venv python3-pip)
 FLASHINFER_VERSION=0.7.2.post1
 

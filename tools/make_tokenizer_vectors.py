@@ -9,20 +9,26 @@ Writes under tests/fixtures/tokenizer/:
                            Llama 2 decoder chain (Replace, ByteFallback, Fuse, Strip)
       sp_bpe_legacy        the older Llama 2 layout: Prepend + Replace normalizer, no pre-tokenizer
       sp_metaspace_split   Metaspace(split) pre-tokenizer and Metaspace decoder
+      bytelevel_nfc, bytelevel_nfd, sp_nfkc, sp_nfkd
+                           the committed bytelevel_bpe / sp_bpe tokenizer.json with a Unicode
+                           normalizer added (bytelevel_nfc has Qwen2's whole layout: NFC, Split with
+                           the Qwen2 regex, ByteLevel without regex; NFD, NFKC, NFKD); their vectors add
+                           decomposed / compatibility inputs (normalization_inputs())
   <name>.vectors.jsonl      one JSON object per input: text, ids (no special tokens), ids_special
                            (add_special_tokens=True), decoded, decoded_skip; and decode-only records
                            {"decode_ids": [...], "decoded": ..., "decoded_skip": ...} from random ids.
   llama3.vectors.jsonl      the same for /work/shared/models/llama-3.1-8b (ids and inputs only; the
                            tokenizer itself is read from there at test time, never copied).
 
-Usage: .venv/bin/python tools/make_tokenizer_vectors.py [--llama3 DIR]
+Usage: .venv/bin/python tools/make_tokenizer_vectors.py [--llama3 DIR] [--only NAME ...]
+  --only regenerates just the named fixtures (e.g. --only bytelevel_nfc sp_nfkc llama3).
 """
 import argparse
 import json
 import os
 import random
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
@@ -46,6 +52,8 @@ Emoji: 😀 🎉 👍🏽 ❤️ 🇫🇷. Symbols: © ® ™ € £ ¥ § ¶ �
 """ * 3
 
 SEED = 1234
+QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 def fixed_inputs():
@@ -111,6 +119,34 @@ def fixed_inputs():
         "",
         "x",
         " ",
+    ]
+
+
+def normalization_inputs():
+    """Inputs whose NFC/NFD/NFKC/NFKD forms differ from the input."""
+    return [
+        "e\u0301 cafe\u0301 E\u0301COLE nai\u0308ve",
+        "\u00e9 precomposed vs e\u0301 decomposed",
+        "a\u0323\u0302 a\u0302\u0323 \u1ea1\u0302 (reordering of combining marks)",
+        "o\u0308\u0304 \u022b u\u031b\u0301",
+        "\u1100\u1161\u11a8 \u1112\u1161\u11ab\u1100\u1173\u11af (Hangul jamo)",
+        "\ud55c\uad6d\uc5b4 \uac01 (precomposed Hangul)",
+        "\u1100\u1161 \u1100 \u1161 \u11a8 jamo fragments",
+        "\ufb01 \ufb02 \ufb00 office \ufb03ce ligatures",
+        "\u2460\u2461\u2473 circled, \u00bd \u2153 fractions, x\u00b2 y\u2083",
+        "\u216b \u2170\u2171 roman, \u2122 \u2116 \u33a1 \u3392",
+        "\uff28\uff45\uff4c\uff4c\uff4f \uff11\uff12\uff13 fullwidth \uff01",
+        "\uff76\uff9e\uff8a\uff9f halfwidth katakana \u30ac\u304c",
+        "\u212b angstrom \u212a kelvin \u2126 ohm \u00c5 \u0041\u030a",
+        "\u01c4 \u01c5 \u01c6 \u1e9b\u0323 \u017f",
+        "\U0001d400\U0001d401 \U0001d7d9 math alnum",
+        "\u0915\u093c \u0958 devanagari nukta, \u05e9\u05c1 \ufb2a hebrew",
+        "\u00a0nbsp\u2002en\u3000ideo\u2028 spaces",
+        "\u0308 leading combining mark",
+        "\u03d3 \u03d2\u0301 \u1f71 \u03ac greek tonos/oxia",
+        "\uf900 \uf9ff CJK compatibility \u2f00 \u3131",
+        "\U0002f800 \U0002fa1d compatibility supplement",
+        "e\u0301<|endoftext|>e\u0301 wow we\u0301ow",
     ]
 
 
@@ -232,20 +268,47 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama3", default=os.path.join(ROOT, "..", "shared", "models", "llama-3.1-8b"))
     ap.add_argument("--random", type=int, default=300)
+    ap.add_argument("--only", nargs="*", help="regenerate only these fixtures")
     args = ap.parse_args()
     inputs = fixed_inputs() + random_inputs(args.random, SEED)
+    wanted = (lambda name: args.only is None or name in args.only)
 
-    built = {"bytelevel_bpe": train_bytelevel()}
+    built = {}
+    if wanted("bytelevel_bpe"):
+        built["bytelevel_bpe"] = train_bytelevel()
     for kind in ["sp_bpe", "sp_bpe_legacy", "sp_metaspace_split"]:
-        built[kind] = sp_tokenizer(kind)
+        if wanted(kind):
+            built[kind] = sp_tokenizer(kind)
     for name, tok in built.items():
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
         tok.save(os.path.join(d, "tokenizer.json"), pretty=False)
         write(name, vectors(tok, inputs, SEED + 1))
 
+    # Unicode normalizers on top of the committed tokenizers (read back, so these fixtures can be
+    # regenerated alone without retraining the others).
+    unicode_forms = {"bytelevel_nfc": ("bytelevel_bpe", normalizers.NFC()),
+                     "bytelevel_nfd": ("bytelevel_bpe", normalizers.NFD()),
+                     "sp_nfkc": ("sp_bpe", normalizers.NFKC()),
+                     "sp_nfkd": ("sp_bpe", normalizers.NFKD())}
+    for name, (base, normalizer) in unicode_forms.items():
+        if not wanted(name):
+            continue
+        tok = Tokenizer.from_file(os.path.join(OUT, base, "tokenizer.json"))
+        tok.normalizer = normalizer
+        if name == "bytelevel_nfc":  # Qwen2's layout: NFC, Split(Qwen2 regex), ByteLevel without regex
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        d = os.path.join(OUT, name)
+        os.makedirs(d, exist_ok=True)
+        tok.save(os.path.join(d, "tokenizer.json"), pretty=False)
+        write(name, vectors(tok, normalization_inputs() + inputs, SEED + 3))
+
     tj = os.path.join(args.llama3, "tokenizer.json")
-    if os.path.exists(tj):
+    if not wanted("llama3"):
+        pass
+    elif os.path.exists(tj):
         write("llama3", vectors(Tokenizer.from_file(tj), inputs, SEED + 2))
     else:
         print("skipping llama3: no", tj)

@@ -4,6 +4,10 @@
 
 #include "tokenizer/utf8.h"
 
+#include <unicode/unorm2.h>
+#include <unicode/uset.h>
+#include <unicode/ustring.h>
+
 namespace tandem {
 namespace {
 
@@ -13,6 +17,80 @@ Result<std::string> get_string(const nlohmann::json& j, const char* key, const s
     return InvalidArgumentError("tokenizer.json: {}.{} must be a string", where, key);
   }
   return it->get<std::string>();
+}
+
+// HF `tokenizers` normalizes with the crate unicode-normalization-alignments, whose tables are
+// Unicode 11.0 (measured over all code points against tokenizers 0.23.3: characters assigned later,
+// e.g. U+1F16C (12.0), U+32FF (12.1), U+107xx (14.0), are left as they are). ICU 72 is Unicode 15.0, so its
+// normalizer is filtered to the characters assigned by 11.0: the others pass through unchanged, and
+// since decompositions of assigned characters never change (Unicode stability policy), this is
+// exactly Unicode 11.0 normalization.
+constexpr char16_t kHfNormalizationCharacters[] = u"[:age=11.0:]";
+
+Result<std::shared_ptr<const UNormalizer2>> open_hf_form(const std::string& type) {
+  UErrorCode err = U_ZERO_ERROR;
+  const UNormalizer2* base = nullptr;
+  if (type == "NFC") base = unorm2_getNFCInstance(&err);
+  else if (type == "NFD") base = unorm2_getNFDInstance(&err);
+  else if (type == "NFKC") base = unorm2_getNFKCInstance(&err);
+  else base = unorm2_getNFKDInstance(&err);
+  if (U_FAILURE(err) || base == nullptr) return InternalError("ICU has no {} normalizer: {}", type, u_errorName(err));
+  USet* set = uset_openPattern(kHfNormalizationCharacters, -1, &err);
+  if (U_FAILURE(err) || set == nullptr) return InternalError("ICU: bad character set: {}", u_errorName(err));
+  uset_freeze(set);
+  UNormalizer2* filtered = unorm2_openFiltered(base, set, &err);
+  if (U_FAILURE(err) || filtered == nullptr) {
+    uset_close(set);
+    return InternalError("ICU: cannot filter the {} normalizer: {}", type, u_errorName(err));
+  }
+  // The filtered normalizer refers to `set`, so both are released together.
+  return std::shared_ptr<const UNormalizer2>(filtered, [set](const UNormalizer2* n) {
+    unorm2_close(const_cast<UNormalizer2*>(n));
+    uset_close(set);
+  });
+}
+
+// Applies an ICU normalization form to valid UTF-8 `text` in place. ASCII is invariant under every
+// form, so all-ASCII text skips ICU. An ICU failure (only allocation failure is possible on valid
+// input) leaves the text unchanged.
+void apply_unicode_form(const UNormalizer2* form, std::string& text) {
+  bool ascii = true;
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii || text.size() > static_cast<size_t>(INT32_MAX / 4)) return;
+  UErrorCode err = U_ZERO_ERROR;
+  std::u16string src(text.size(), u'\0');  // UTF-16 never has more units than UTF-8 has bytes
+  int32_t src_len = 0;
+  u_strFromUTF8(reinterpret_cast<UChar*>(src.data()), static_cast<int32_t>(src.size()), &src_len, text.data(),
+                static_cast<int32_t>(text.size()), &err);
+  if (U_FAILURE(err)) return;
+  // Quick check: most text is already in the requested form.
+  const int32_t span = unorm2_spanQuickCheckYes(form, reinterpret_cast<const UChar*>(src.data()), src_len, &err);
+  if (U_FAILURE(err) || span == src_len) return;
+  std::u16string dst(static_cast<size_t>(src_len) * 2 + 16, u'\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    err = U_ZERO_ERROR;
+    const int32_t n = unorm2_normalize(form, reinterpret_cast<const UChar*>(src.data()), src_len,
+                                       reinterpret_cast<UChar*>(dst.data()), static_cast<int32_t>(dst.size()), &err);
+    if (err == U_BUFFER_OVERFLOW_ERROR) {
+      dst.assign(static_cast<size_t>(n) + 1, u'\0');
+      continue;
+    }
+    if (U_FAILURE(err)) return;
+    std::string out(static_cast<size_t>(n) * 3, '\0');  // <= 3 UTF-8 bytes per UTF-16 unit
+    int32_t out_len = 0;
+    err = U_ZERO_ERROR;
+    u_strToUTF8(out.data(), static_cast<int32_t>(out.size()), &out_len, reinterpret_cast<const UChar*>(dst.data()),
+                n, &err);
+    if (U_FAILURE(err)) return;
+    out.resize(static_cast<size_t>(out_len));
+    text.swap(out);
+    return;
+  }
 }
 
 }  // namespace
@@ -53,6 +131,9 @@ Status Normalizer::add_steps(const nlohmann::json& j, const std::string& where, 
   } else if (type == "NFC" || type == "NFKC" || type == "NFD" || type == "NFKD") {
     step.kind = Kind::kUnicodeForm;
     step.a = type;
+    auto form = open_hf_form(type);
+    if (!form.ok()) return form.status().with_context(fmt::format("tokenizer.json: {}", where));
+    step.unicode_form = std::move(form).value();
   } else {
     return InvalidArgumentError(
         "tokenizer.json: {}.type '{}' is not supported (supported: Sequence, Prepend, Replace, Strip, "
@@ -128,7 +209,7 @@ void Normalizer::normalize(std::string_view in, std::string& out) const {
         break;
       }
       case Kind::kUnicodeForm:
-        // ASCII is invariant under every normalization form; see docs/tokenizer.md for non-ASCII.
+        apply_unicode_form(s.unicode_form.get(), out);
         break;
     }
   }

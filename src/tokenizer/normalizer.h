@@ -1,6 +1,7 @@
 // Normalizer: the tokenizer.json "normalizer" chain applied to text between added tokens. Supported
-// types: Sequence, Prepend, Replace (String or Regex pattern), Strip, NFC/NFKC/NFD/NFKD (identity on
-// ASCII-only input; non-ASCII needs a Unicode library, see docs/tokenizer.md).
+// types: Sequence, Prepend, Replace (String or Regex pattern), Strip, NFC/NFKC/NFD/NFKD (ICU's
+// Normalizer2 filtered to the characters of HF's Unicode version (11.0), see normalizer.cpp;
+// ASCII-only text is returned unchanged without calling ICU, as every form leaves it be).
 #pragma once
 
 #include <memory>
@@ -12,6 +13,8 @@
 
 #include "common/status.h"
 #include "tokenizer/regex.h"
+
+struct UNormalizer2;
 
 namespace tandem {
 
@@ -31,6 +34,7 @@ class Normalizer {
     std::string b;  // Replace: content
     bool left = false, right = false;
     std::unique_ptr<Regex> regex;
+    std::shared_ptr<const UNormalizer2> unicode_form;  // filtered ICU normalizer (owns its filter set)
   };
   static Status add_steps(const nlohmann::json& json, const std::string& where, std::vector<Step>& steps);
 

@@ -3,6 +3,8 @@
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/json_component.h"
 
+#include "common/check.h"
+
 namespace tandem {
 namespace {
 
@@ -26,9 +28,13 @@ Status PreTokenizer::add_steps(const nlohmann::json& j, const std::string& where
       return InvalidArgumentError("tokenizer.json: {}.pattern must be an object", where);
     }
     if (p->contains("Regex") && (*p)["Regex"].is_string()) {
-      auto re = Regex::compile((*p)["Regex"].get<std::string>());
-      if (!re.ok()) return re.status().with_context(fmt::format("tokenizer.json: {}.pattern.Regex", where));
-      step.regex = std::move(re).value();
+      const std::string pattern = (*p)["Regex"].get<std::string>();
+      step.scanner = SplitScanner::for_pattern(pattern);
+      if (!step.scanner) {
+        auto re = Regex::compile(pattern);
+        if (!re.ok()) return re.status().with_context(fmt::format("tokenizer.json: {}.pattern.Regex", where));
+        step.regex = std::move(re).value();
+      }
     } else if (p->contains("String") && (*p)["String"].is_string()) {
       step.literal = (*p)["String"].get<std::string>();
       if (step.literal.empty()) return InvalidArgumentError("tokenizer.json: {}.pattern.String is empty", where);
@@ -48,9 +54,8 @@ Status PreTokenizer::add_steps(const nlohmann::json& j, const std::string& where
     step.kind = Kind::kByteLevel;
     step.add_prefix_space = j.value("add_prefix_space", true);
     if (j.value("use_regex", true)) {
-      auto re = Regex::compile(kGpt2Pattern);
-      if (!re.ok()) return re.status();
-      step.regex = std::move(re).value();
+      step.scanner = SplitScanner::for_pattern(kGpt2Pattern);
+      TANDEM_CHECK(step.scanner != nullptr);
     }
   } else if (type == "Metaspace") {
     step.kind = Kind::kMetaspace;
@@ -113,7 +118,9 @@ void PreTokenizer::segments(const Step& s, std::string_view piece,
                             std::vector<std::pair<size_t, size_t>>& out) const {
   // Matches of the pattern.
   std::vector<std::pair<size_t, size_t>> matches;
-  if (s.regex) {
+  if (s.scanner) {
+    s.scanner->find_all(piece, matches);
+  } else if (s.regex) {
     s.regex->find_all(piece, matches);
   } else {
     for (size_t pos = 0, hit; (hit = piece.find(s.literal, pos)) != std::string_view::npos;
@@ -214,7 +221,7 @@ void PreTokenizer::run(size_t i, std::string_view piece, bool at_origin, const S
         owned.append(p);
         p = owned;
       }
-      if (!s.regex) {
+      if (!s.scanner) {
         run(i + 1, p, at_origin, sink);
         return;
       }

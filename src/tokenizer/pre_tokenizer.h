@@ -15,6 +15,7 @@
 
 #include "common/status.h"
 #include "tokenizer/regex.h"
+#include "tokenizer/split_scanner.h"
 
 namespace tandem {
 
@@ -39,6 +40,7 @@ class PreTokenizer {
   struct Step {
     Kind kind;
     std::unique_ptr<Regex> regex;  // Split (regex pattern) / ByteLevel with use_regex
+    std::unique_ptr<SplitScanner> scanner;  // replaces `regex` for the GPT-2 / Llama 3 / Qwen2 patterns
     std::string literal;           // Split with a String pattern / Metaspace replacement
     Behavior behavior = Behavior::kIsolated;
     bool invert = false;

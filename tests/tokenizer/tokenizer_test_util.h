@@ -30,7 +30,8 @@ inline std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& path)
 }
 
 inline const std::vector<std::string>& built_tokenizers() {
-  static const std::vector<std::string> names = {"bytelevel_bpe", "sp_bpe", "sp_bpe_legacy", "sp_metaspace_split"};
+  static const std::vector<std::string> names = {"bytelevel_bpe", "sp_bpe", "sp_bpe_legacy", "sp_metaspace_split",
+                                                "bytelevel_nfc", "bytelevel_nfd", "sp_nfkc", "sp_nfkd"};
   return names;
 }
 
