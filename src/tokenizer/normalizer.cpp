@@ -21,8 +21,8 @@ Result<std::string> get_string(const nlohmann::json& j, const char* key, const s
 
 // HF `tokenizers` normalizes with the crate unicode-normalization-alignments, whose tables are
 // Unicode 11.0 (measured over all code points against tokenizers 0.23.3: characters assigned later,
-// e.g. U+1F16C (12.0), U+32FF (12.1), U+107xx (14.0), are left as they are). ICU 72 is Unicode 15.0, so its
-// normalizer is filtered to the characters assigned by 11.0: the others pass through unchanged, and
+// e.g. U+1F16C (12.0), U+32FF (12.1), U+107xx (14.0), are left as they are). ICU 72 is Unicode 15.0,
+// so its normalizer is filtered to the characters assigned by 11.0: the others pass through unchanged, and
 // since decompositions of assigned characters never change (Unicode stability policy), this is
 // exactly Unicode 11.0 normalization.
 constexpr char16_t kHfNormalizationCharacters[] = u"[:age=11.0:]";

@@ -2,7 +2,8 @@
 // model. Supported: Sequence, Split (Regex or String pattern, every SplitDelimiterBehavior, invert),
 // ByteLevel (optional prefix space and GPT-2 regex; must be the last step: the byte->unicode mapping
 // itself is folded into the BPE model, which then works on raw bytes), Metaspace (replacement,
-// prepend_scheme always/first/never or legacy add_prefix_space, split), Digits, WhitespaceSplit.
+// prepend_scheme always/first/never or legacy add_prefix_space, split), Digits, WhitespaceSplit. The
+// GPT-2 / Llama 3 / Qwen2 patterns run on SplitScanner (ICU classes), any other regex on PCRE2.
 #pragma once
 
 #include <functional>
