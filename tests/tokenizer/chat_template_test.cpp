@@ -1,6 +1,7 @@
-// Chat template rendering. transformers is not installed here, so the expected strings are written by
-// hand from each format's reference Jinja template (Llama 3 as in Meta's tokenizer_config.json, Qwen2's
-// ChatML, Llama 2 chat, Mistral instruct v0.1), i.e. what apply_chat_template renders for them.
+// Chat template rendering against the formats' reference Jinja templates (Llama 3 as in Meta's
+// tokenizer_config.json, Qwen2's ChatML, Llama 2 chat, Mistral instruct v0.1): hand-written cases below,
+// and RenderedByJinja, which checks every case in tests/fixtures/tokenizer/chat_templates.json, rendered
+// by tools/render_chat_templates.py with jinja2 under transformers' apply_chat_template settings.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -103,6 +104,25 @@ TEST(ChatTemplate, Mistral) {
   ModelDir d("mistral", kMistralJinja, "<s>", "</s>");
   EXPECT_EQ(render(d.path(), {{"user", "Hi"}, {"assistant", "Hello"}, {"user", "Bye"}}, true),
             "<s>[INST] Hi [/INST]Hello</s>[INST] Bye [/INST]");
+}
+
+TEST(ChatTemplate, RenderedByJinja) {
+  std::ifstream in(tokenizer_fixtures() / "chat_templates.json");
+  ASSERT_TRUE(in.good()) << "missing tests/fixtures/tokenizer/chat_templates.json";
+  nlohmann::json fx = nlohmann::json::parse(in);
+  int checked = 0;
+  for (const auto& c : fx["cases"]) {
+    const std::string name = c["template"];
+    const auto& t = fx["templates"][name];
+    ModelDir d("jinja_" + name, t["jinja"], t["bos"], t["eos"]);
+    std::vector<ChatMessage> msgs;
+    for (const auto& m : c["messages"]) msgs.push_back({m["role"], m["content"]});
+    const bool gen = c["add_generation_prompt"];
+    EXPECT_EQ(render(d.path(), msgs, gen), c["expected"].get<std::string>())
+        << name << " case " << checked << " add_generation_prompt=" << gen;
+    ++checked;
+  }
+  EXPECT_GE(checked, 30);
 }
 
 TEST(ChatTemplate, OverrideByNameAndFile) {
