@@ -14,7 +14,6 @@ Uses the fixtures of conftest.py (tandem_bin, tiny_model_dir, serve). Every wait
 """
 import json
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from raw_stream import open_completion_stream
 
 BLOCK = 16
 USED_BLOCKS = "tandem:kv_cache_used_blocks"
@@ -207,20 +208,10 @@ def test_client_abort_mid_stream_frees_blocks_on_both_sides(serve, tiny_model_di
     cons = start(serve, tiny_model_dir, "consumer")
     prompt = prompt_ids(200, 7)
     p = complete(prod, prompt, 1, {"do_remote_decode": True})
-    body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 1800, "temperature": 0,
-                       "ignore_eos": True, "stream": True,
-                       "kv_transfer_params": p["kv_transfer_params"]}).encode()
-    s = socket.create_connection(("127.0.0.1", cons.port), timeout=30)
+    body = {"model": "tiny", "prompt": prompt, "max_tokens": 1800, "temperature": 0,
+            "ignore_eos": True, "stream": True, "kv_transfer_params": p["kv_transfer_params"]}
+    s, got = open_completion_stream("127.0.0.1", cons.port, body)
     try:
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        got = b""
-        deadline = time.monotonic() + 60
-        while got.count(b"data: ") < 5 and time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
         assert got.count(b"data: ") >= 5, got[:500]
         assert metric(cons.base_url, USED_BLOCKS) > 0  # mid-stream: the request holds its blocks
         assert metric(cons.base_url, TRANSFERS) == 1  # its prompt's KV came from the producer

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from raw_stream import open_completion_stream
+
 REPO = Path(__file__).resolve().parents[2]
 TANDEM_BIN = os.environ.get("TANDEM_BIN", "")
 EXAMPLES = REPO / "examples" / "disagg_prefill"
@@ -329,18 +331,9 @@ def test_client_disconnect_frees_blocks(fleet):
     proxy = fleet.proxy([pre], [dec])
     model = model_id(proxy.url)
     host, port = "127.0.0.1", int(proxy.url.rsplit(":", 1)[1])
-    body = json.dumps({"model": model, "prompt": "tell me a very long story ", "max_tokens": 1500,
-                       "ignore_eos": True, "stream": True}).encode()
-    s = socket.create_connection((host, port), timeout=30)
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    got = b""
-    deadline = time.time() + 60
-    while got.count(b"data: ") < 5 and time.time() < deadline:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    body = {"model": model, "prompt": "tell me a very long story ", "max_tokens": 1500,
+            "ignore_eos": True, "stream": True}
+    s, got = open_completion_stream(host, port, body)
     assert got.count(b"data: ") >= 5, got[:500]
     running, _ = running_and_kv(dec.url)
     assert running >= 1

@@ -237,15 +237,8 @@ Status TcpAgent::read_batch(FrameConnection& conn, Transfer& t, size_t begin, si
       }
       continue;
     }
-    if (!stager || stager->device_id() != local.device_id) {
-      if (stager) return_stager(std::move(stager));
-      auto s = take_stager(local.device_id);
-      if (!s.ok()) {
-        st = s.status();
-        break;
-      }
-      stager = std::move(s).value();
-    }
+    st = use_stager_for(local.device_id, stager);
+    if (!st.ok()) break;
     for (uint64_t off = 0; off < d.length && st.ok(); off += stager->size()) {
       size_t len = static_cast<size_t>(std::min<uint64_t>(stager->size(), d.length - off));
       st = conn.recv_bytes(stager->buffer(), len, Clock::now() + options_.io_timeout, &t.cancel);
@@ -292,15 +285,8 @@ Status TcpAgent::serve_read(const Frame& request, FrameConnection& conn) {
         st = conn.send_bytes(src + off, len, Clock::now() + options_.io_timeout);
       }
     } else {
-      if (!stager || stager->device_id() != region.device_id) {
-        if (stager) return_stager(std::move(stager));
-        auto s = take_stager(region.device_id);
-        if (!s.ok()) {
-          st = s.status();
-          break;
-        }
-        stager = std::move(s).value();
-      }
+      st = use_stager_for(region.device_id, stager);
+      if (!st.ok()) break;
       for (uint64_t off = 0; off < d.length && st.ok(); off += stager->size()) {
         size_t len = static_cast<size_t>(std::min<uint64_t>(stager->size(), d.length - off));
         st = stager->device_to_host(src + off, len);
@@ -331,6 +317,13 @@ Result<std::unique_ptr<CudaStager>> TcpAgent::take_stager(int device_id) {
     }
   }
   return CudaStager::create(options_.staging_bytes, device_id);
+}
+
+Status TcpAgent::use_stager_for(int device_id, std::unique_ptr<CudaStager>& stager) {
+  if (stager && stager->device_id() == device_id) return Status::Ok();
+  if (stager) return_stager(std::move(stager));
+  TANDEM_ASSIGN_OR_RETURN(stager, take_stager(device_id));
+  return Status::Ok();
 }
 
 void TcpAgent::return_stager(std::unique_ptr<CudaStager> stager) {

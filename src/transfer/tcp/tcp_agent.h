@@ -78,6 +78,8 @@ class TcpAgent : public TransferAgent {
   Status serve_read(const Frame& request, FrameConnection& conn);
   Result<std::unique_ptr<CudaStager>> take_stager(int device_id);
   void return_stager(std::unique_ptr<CudaStager> stager);
+  // Makes `stager` one for `device_id`, swapping a held stager of another device back into the pool.
+  Status use_stager_for(int device_id, std::unique_ptr<CudaStager>& stager);
 
   std::shared_ptr<SideChannelServer> server_;
   TcpAgentOptions options_;
