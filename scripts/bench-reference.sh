@@ -5,10 +5,13 @@
 # colocated instance. Writes each printed block and JSON result to OUT_DIR.
 # Usage: scripts/bench-reference.sh [--model DIR] [--out DIR] [--rates "1 2 4"] [--mps] [--num-prompts N]
 #                                   [--skip-colocated] [--skip-1p1d] [--colocated-instances N]
-#                                   [--goodput "ttft:500 tpot:10"]
+#                                   [--goodput "ttft:500 tpot:10"] [--prefill-env "VAR=VALUE ..."]
+#                                   [--decode-env "VAR=VALUE ..."] [--tag NAME]
 # --colocated-instances N: the colocated comparison runs N instances (one per GPU where possible) behind
 #   `tandem proxy --colocated ... --routing round_robin` instead of a single instance.
 # INPUT_LEN / OUTPUT_LEN (env) override 7500 / 200, e.g. for a smoke test on the tiny CPU model.
+# --prefill-env / --decode-env: extra environment for the 1P1D instances (e.g. CUDA_MPS_CLIENT_PRIORITY=1 or
+#   CUDA_MPS_ACTIVE_THREAD_PERCENTAGE=80 for the prefill instance under MPS); --tag adds NAME to the labels.
 # --mps starts the CUDA MPS control daemon for the run (both instances then share the GPU through MPS).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,6 +23,7 @@ NUM_PROMPTS=30
 RUN_COLOCATED=1
 RUN_1P1D=1
 COLOCATED_N=1
+TAG_EXTRA=
 BENCH_EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +36,9 @@ while [ $# -gt 0 ]; do
     --skip-1p1d) RUN_1P1D=0; shift ;;
     --colocated-instances) COLOCATED_N=$2; shift 2 ;;
     --goodput) BENCH_EXTRA+=(--goodput $2); shift 2 ;;
+    --prefill-env) export PREFILL_ENV=$2; shift 2 ;;
+    --decode-env) export DECODE_ENV=$2; shift 2 ;;
+    --tag) TAG_EXTRA=-$2; shift 2 ;;
     *) echo "bench-reference.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -48,7 +55,7 @@ if [ "$MPS" = 1 ]; then
   nvidia-cuda-mps-control -d
   trap 'echo quit | nvidia-cuda-mps-control || true' EXIT
 fi
-tag=$([ "$MPS" = 1 ] && echo mps || echo nomps)
+tag=$([ "$MPS" = 1 ] && echo mps || echo nomps)$TAG_EXTRA
 
 # run_colocated RATE LABEL: COLOCATED_N instances that each do both phases (one per GPU when there are
 # enough GPUs), behind `tandem proxy --colocated` in round-robin mode when COLOCATED_N > 1; runs the
@@ -98,7 +105,7 @@ for rate in $RATES; do
       --bench $(bench_flags "$rate" "$label") | tee "$OUT_DIR/$label.txt"
   fi
   if [ "$RUN_COLOCATED" = 1 ]; then
-    label="colocated$([ "$COLOCATED_N" -gt 1 ] && echo "x$COLOCATED_N")-$tag-rate$rate"
+    label="colocated$([ "$COLOCATED_N" -gt 1 ] && echo "x$COLOCATED_N" || true)-$tag-rate$rate"
     echo "== $label"
     run_colocated "$rate" "$label" || echo "colocated run $label failed" >&2
   fi

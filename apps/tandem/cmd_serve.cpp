@@ -33,6 +33,7 @@ struct ServeFlags {
   std::string seed = "0";
   std::string chat_template;
   bool enforce_eager = false;
+  bool no_async_scheduling = false;
   std::string num_kv_blocks = "0";
   std::string max_waiting_requests = "4096";
   std::string num_io_threads = "0";
@@ -111,6 +112,7 @@ int run(CLI::App* cmd, const ServeFlags& f) {
   e.seed = seed;
   e.enable_prefix_caching = !f.no_enable_prefix_caching;
   e.enforce_eager = f.enforce_eager;
+  e.async_scheduling = !f.no_async_scheduling;
   if (f.device.empty()) {
     e.device = cuda_available() ? Device::kCuda : Device::kCpu;
   } else if (f.device == "cpu") {
@@ -182,6 +184,8 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--seed", f->seed, "Engine random seed")->capture_default_str();
   cmd->add_option("--chat-template", f->chat_template, "Chat template: a format name or a template file");
   cmd->add_flag("--enforce-eager", f->enforce_eager, "CUDA: no graphs");
+  cmd->add_flag("--no-async-scheduling", f->no_async_scheduling,
+                "Sample every step synchronously instead of scheduling step N+1 while the device runs step N");
   cmd->add_option("--num-kv-blocks", f->num_kv_blocks, "Force the KV pool size in blocks (0: planned)")
       ->capture_default_str();
   cmd->add_option("--max-waiting-requests", f->max_waiting_requests, "Waiting queue size; beyond it 503")

@@ -5,11 +5,13 @@
 # Usage: disagg_example_1p1d.sh [--bench [tandem bench serve flags]]
 #   MODEL=DIR selects a model directory (without it: the built-in tiny model on CPU).
 #   With 2+ GPUs prefill runs on GPU 0 and decode on GPU 1; with one GPU both share it (memory split).
+#   PREFILL_ENV / DECODE_ENV: extra VAR=VALUE assignments (space separated) for that instance's process,
+#   e.g. PREFILL_ENV="CUDA_MPS_CLIENT_PRIORITY=1" to run prefills below decodes under CUDA MPS.
 # Runs until Ctrl+C; with --bench runs the benchmark against the proxy, prints its block and exits with
 # its status. Every process started here is stopped on exit.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage() { sed -n '2,11p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}"; }
 parse_bench_args "$@"
 trap cleanup EXIT INT TERM
 
@@ -30,6 +32,8 @@ else
   P_ENV=(DEVICE=cpu); D_ENV=(DEVICE=cpu)
 fi
 
+# shellcheck disable=SC2206
+P_ENV+=(${PREFILL_ENV:-}); D_ENV+=(${DECODE_ENV:-})
 start decoder "$LOG_DIR/decoder.log" env "${D_ENV[@]}" "$HERE/disagg_launcher.sh" decoder "$DECODE_PORT"
 start prefiller "$LOG_DIR/prefiller.log" env "${P_ENV[@]}" "$HERE/disagg_launcher.sh" prefiller "$PREFILL_PORT"
 wait_healthy decoder "http://127.0.0.1:$DECODE_PORT" "$LOG_DIR/decoder.log" "${PIDS[0]}"

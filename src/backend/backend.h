@@ -15,6 +15,7 @@
 // - Ops take a pre-allocated `out`; nothing allocates inside a step (CUDA graphs capture whole steps).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -71,6 +72,16 @@ struct SamplingRow {
   uint64_t step = 0;  // number of tokens this request sampled before; makes every draw distinct
 };
 
+// A point in a backend's queue of device work (CUDA: an event on the backend's stream). record() places
+// it after everything issued so far; wait() returns once the device has passed it, or an error after
+// `timeout`. Backends whose ops finish before returning (CPU) have markers that are always passed.
+class DeviceMarker {
+ public:
+  virtual ~DeviceMarker() = default;
+  virtual void record() = 0;
+  virtual Status wait(std::chrono::milliseconds timeout) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -87,6 +98,12 @@ class Backend {
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;  // synchronous
   virtual void copy_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Host memory for copy_to_host_async (pinned on CUDA). Default: plain host memory.
+  virtual Result<Buffer> allocate_host(size_t bytes);
+  // Enqueues a device -> host copy into memory from allocate_host(); the data is there once a marker
+  // recorded after this call has been passed. Default: the synchronous copy_to_host().
+  virtual void copy_to_host_async(void* host_dst, const void* src, size_t bytes) { copy_to_host(host_dst, src, bytes); }
+  virtual Result<std::unique_ptr<DeviceMarker>> create_marker();
 
   // ---- ops ----
   // out[n, H] = table[ids[n], :]. ids i32 [n]; ids outside [0, V) give zero rows.
@@ -116,6 +133,13 @@ class Backend {
   virtual void gather_rows(const TensorView& x, const TensorView& row_ids, TensorView out) = 0;
   // Samples one token per row of fp32 logits [m, V]; writes m ids to out_host (synchronous).
   virtual void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<int32_t> out_host) = 0;
+  // The same sampling, leaving the ids on the device: ids i32 [m]. On CUDA it only enqueues work (the
+  // rows are consumed before it returns). Default: sample() to the host, then copy_to_device().
+  virtual void sample_to_device(const TensorView& logits, std::span<const SamplingRow> rows, TensorView ids);
+  // dst[dst_index[i]] = src[src_index[i]] for i < src_index.numel(); all i32 on the device. Used to feed
+  // the previous step's sampled ids (still on the device) into the next step's input tokens.
+  virtual void scatter_ids(const TensorView& src, const TensorView& src_index, const TensorView& dst_index,
+                           TensorView dst) = 0;
 
   // ---- graphs (optional; CUDA graphs on the CUDA backend) ----
   // Ops issued between begin_capture() and end_capture() are recorded, not run; replay_graph() runs

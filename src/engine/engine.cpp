@@ -1,6 +1,21 @@
 // Engine and Engine::Impl: model + tokenizer loading, memory planning, the engine thread's step loop
 // (inbox -> connector events -> schedule -> forward -> sample -> emit) and request bookkeeping.
 //
+// The step loop overlaps the host with the device (EngineConfig::async_scheduling): step N samples on the
+// device and its ids are copied back asynchronously; while the device still runs step N, the host
+// schedules and launches step N+1, whose decodes take their input tokens straight from step N's sampled
+// ids on the device (Request::pending_rows, ModelRunner's pending inputs); only then does it read step
+// N's tokens back, emit them and check stop conditions. Consequences handled here:
+//   - a request that stops on a token (EOS, stop string) is seen one step late: its row in step N+1 is
+//     discarded; requests that stop by count (max_tokens, max_model_len, a producer's single token) are
+//     not scheduled past their last token (Request::stop_after_pending);
+//   - a request finished or aborted while a launched step still computes it keeps its Request and its KV
+//     blocks until that step has completed (retired_), so nothing reuses blocks the device still writes;
+//   - remote KV loads (other streams, other processes) start only once the previous step is complete, so
+//     blocks freed by this schedule's preemptions are no longer written by the device.
+// Steps that need host-side logits (penalties, logprobs, min_tokens masks, a forced first token) sample
+// synchronously, as does everything when async_scheduling is off.
+//
 // Threads: callers touch only the inbox, the abort list, the live-id set and the metrics snapshot (all
 // under mu_). Everything else (scheduler, blocks, requests, connector) belongs to the engine thread.
 // An idle engine waits on cv_ (or in KvConnector::wait_for_events while transfers or leases are
@@ -68,6 +83,29 @@ class Engine::Impl {
   bool step();  // false: nothing was scheduled
   void drain_inbox();
   void handle_connector_events();
+  // A launched step: what it computed and, when it sampled on the device, where its ids come back.
+  struct LaunchedStep {
+    uint64_t id = 0;
+    SchedulerOutput out;
+    std::vector<Request*> sample_reqs;
+    int slot = -1;  // token_host_ slot (device sampling); -1: sampled synchronously on the host
+  };
+  // A request finished while a launched step still computes it: kept (with its blocks) until step `step`
+  // has completed.
+  struct Retired {
+    uint64_t step = 0;
+    std::unique_ptr<LiveRequest> lr;
+    BlockTable blocks;
+  };
+  void start_remote_loads(std::vector<RemoteLoad>& loads);
+  // Reads back the in-flight step's tokens and processes them.
+  void complete_inflight();
+  // Appends sampled tokens to their requests and emits them (rows of finished requests are dropped).
+  void process_tokens(std::span<Request* const> reqs, const int32_t* tokens,
+                      std::vector<std::optional<TokenLogprob>>* logprobs, bool from_device);
+  void count_step(const SchedulerOutput& out);
+  void release_retired();
+  bool stops_after_next_token(const Request& r) const;
   // Appends-side handling of a new token of `lr` (already in req.tokens). Returns true when finished.
   void on_token(LiveRequest& lr, int32_t token, std::optional<TokenLogprob> logprob, bool emit);
   void finish(LiveRequest& lr, FinishReason reason, std::optional<std::string> stop_reason, Status error,
@@ -111,7 +149,18 @@ class Engine::Impl {
   std::vector<std::optional<TokenLogprob>> sampled_logprobs_;
   uint64_t num_steps_ = 0, prompt_tokens_ = 0, generation_tokens_ = 0;
   bool dead_ = false;
+  // Overlapped loop.
+  bool async_ = false;
+  std::optional<LaunchedStep> inflight_;  // sampled on the device, tokens not read back yet
+  uint64_t next_step_id_ = 1;
+  uint64_t completed_step_id_ = 0;  // every step up to this id has finished on the device
+  Buffer token_host_[2];            // read-back of a step's sampled ids, by step parity
+  std::unique_ptr<DeviceMarker> token_ready_[2];
+  std::vector<Retired> retired_;
 };
+
+// How long the host waits for one step's results before declaring the device stuck.
+constexpr std::chrono::seconds kStepTimeout{120};
 
 Status Engine::Impl::init() {
   TANDEM_RETURN_IF_ERROR(config_.validate());
@@ -196,6 +245,11 @@ Status Engine::Impl::init() {
                                        connector_.get());
   TANDEM_ASSIGN_OR_RETURN(runner_, ModelRunner::create(*backend_, *model_, pool_->view(), ro));
   sampler_ = std::make_unique<Sampler>(*backend_, model_config_.vocab_size, eos_ids_);
+  async_ = config_.async_scheduling;
+  for (int i = 0; i < 2; ++i) {
+    TANDEM_ASSIGN_OR_RETURN(token_host_[i], backend_->allocate_host(sizeof(int32_t) * config_.max_num_seqs));
+    TANDEM_ASSIGN_OR_RETURN(token_ready_[i], backend_->create_marker());
+  }
 
   std::random_device rd;
   engine_id_ = fmt::format("tandem-{:016x}", (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
@@ -340,7 +394,7 @@ RequestOutput Engine::Impl::make_output(const LiveRequest& lr) const {
   const Request& r = lr.req;
   RequestOutput out;
   out.prompt_tokens = r.num_prompt_tokens;
-  out.completion_tokens = r.num_output_tokens();
+  out.completion_tokens = r.num_known_output_tokens();
   out.cached_prompt_tokens = std::max(0, r.num_cached_tokens);
   out.remote_prompt_tokens = r.num_remote_tokens;
   if (r.first_scheduled_time) out.queue_time_s = seconds_between(r.arrival_time, *r.first_scheduled_time);
@@ -352,7 +406,7 @@ void Engine::Impl::on_token(LiveRequest& lr, int32_t token, std::optional<TokenL
   Request& r = lr.req;
   if (!r.first_token_time) r.first_token_time = Clock::now();
   const SamplingParams& p = r.sampling;
-  const int32_t n_out = r.num_output_tokens();
+  const int32_t n_out = r.num_known_output_tokens();
   const bool check_stop = n_out >= p.min_tokens;
   TextStream::Piece piece = lr.text->push(token, check_stop);
 
@@ -374,7 +428,7 @@ void Engine::Impl::on_token(LiveRequest& lr, int32_t token, std::optional<TokenL
   } else if (piece.stop_string) {
     reason = FinishReason::kStop;
     stop_reason = piece.stop_string;
-  } else if (n_out >= p.max_tokens || r.num_tokens() >= config_.max_model_len) {
+  } else if (n_out >= p.max_tokens || static_cast<int64_t>(r.tokens.size()) >= config_.max_model_len) {
     reason = FinishReason::kLength;
   } else if (r.kv_role == KvRole::kRemoteDecode) {
     reason = FinishReason::kLength;  // a producer stops after the first token
@@ -394,13 +448,18 @@ void Engine::Impl::finish(LiveRequest& lr, FinishReason reason, std::optional<st
   Request& r = lr.req;
   const std::string id = r.id;
   const bool producer = connector_ && r.kv_role == KvRole::kRemoteDecode;
+  // A launched step still computes this request: its blocks stay allocated until that step completes.
+  const bool on_device = r.last_launched_step > completed_step_id_;
+  BlockTable held;
   if (producer && (reason == FinishReason::kStop || reason == FinishReason::kLength) &&
-      r.state == RequestState::kRunning && r.num_output_tokens() > 0) {
+      r.state == RequestState::kRunning && r.num_known_output_tokens() > 0) {
+    TANDEM_CHECK(!on_device, "producer request {} finished while a step still computes it", id);
     std::vector<int32_t> blocks = sched_->remove_and_lease(&r);
     out.kv_transfer_params_json =
         connector_->on_prefill_finished(id, blocks, r.num_prompt_tokens, r.output()[0]);
   } else {
     if (producer) connector_->on_request_aborted(id);
+    if (on_device && r.state == RequestState::kRunning) held = std::exchange(r.blocks, BlockTable{});
     sched_->remove(&r);
   }
   out.finish_reason = reason;
@@ -414,7 +473,24 @@ void Engine::Impl::finish(LiveRequest& lr, FinishReason reason, std::optional<st
     std::lock_guard lock(mu_);
     live_ids_.erase(id);
   }
-  requests_.erase(id);  // destroys lr
+  auto it = requests_.find(id);
+  if (on_device) retired_.push_back({r.last_launched_step, std::move(it->second), std::move(held)});
+  requests_.erase(it);  // destroys lr unless retired
+}
+
+void Engine::Impl::release_retired() {
+  if (retired_.empty()) return;
+  bool freed = false;
+  for (Retired& t : retired_) {
+    if (t.step > completed_step_id_) continue;
+    if (!t.blocks.empty()) {
+      bm_->free(t.blocks);
+      freed = true;
+    }
+    t.lr.reset();
+  }
+  std::erase_if(retired_, [](const Retired& t) { return !t.lr; });
+  if (freed) publish_metrics();
 }
 
 void Engine::Impl::finish_all(FinishReason reason, const Status& error) {
@@ -427,49 +503,147 @@ void Engine::Impl::finish_all(FinishReason reason, const Status& error) {
   }
 }
 
-bool Engine::Impl::step() {
-  SchedulerOutput out = sched_->schedule();
-  for (Request* p : out.preempted) TLOG_DEBUG("request {} preempted (recompute)", p->id);
-  if (out.empty()) return false;
-  runner_seqs_.clear();
-  sample_reqs_.clear();
-  for (const ScheduledSeq& s : out.seqs) {
-    runner_seqs_.push_back({s.req->tokens, s.req->num_computed_tokens, s.num_new_tokens, s.req->blocks.blocks, s.samples});
-    if (s.samples) sample_reqs_.push_back(s.req);
+bool Engine::Impl::stops_after_next_token(const Request& r) const {
+  // The count-based stop rules of on_token(), for a request whose newest token is still pending.
+  return r.num_output_tokens() >= r.sampling.max_tokens || r.num_tokens() >= config_.max_model_len ||
+         r.kv_role == KvRole::kRemoteDecode;
+}
+
+void Engine::Impl::start_remote_loads(std::vector<RemoteLoad>& loads) {
+  for (RemoteLoad& l : loads) {
+    TANDEM_CHECK(l.req->state == RequestState::kWaitingForRemoteKv, "remote load of request {} in a wrong state",
+                 l.req->id);
+    connector_->start_load(l.req->id, std::move(l.block_ids), l.first_block);
   }
-  auto logits = runner_->execute(runner_seqs_, out.num_decodes);
-  if (!logits.ok()) {
-    mark_dead(logits.status());
-    return true;
-  }
-  sampler_->sample(*logits, sample_reqs_, &sampled_, &sampled_logprobs_);
-  sched_->on_step_computed(out);
+  loads.clear();
+}
+
+void Engine::Impl::count_step(const SchedulerOutput& out) {
   ++num_steps_;
   for (const ScheduledSeq& s : out.seqs) {
+    if (s.req->is_finished()) continue;
     const int64_t prompt_part =
         std::max<int64_t>(0, std::min<int64_t>(s.req->num_computed_tokens, s.req->num_prompt_tokens) -
                                  std::max<int64_t>(s.req->num_computed_tokens - s.num_new_tokens, 0));
     prompt_tokens_ += static_cast<uint64_t>(std::min<int64_t>(prompt_part, s.num_new_tokens));
   }
-  for (size_t i = 0; i < sample_reqs_.size(); ++i) {
-    Request* r = sample_reqs_[i];
-    int32_t token = sampled_[i];
+}
+
+void Engine::Impl::process_tokens(std::span<Request* const> reqs, const int32_t* tokens,
+                                  std::vector<std::optional<TokenLogprob>>* logprobs, bool from_device) {
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    Request* r = reqs[i];
+    if (r->is_finished()) continue;  // stopped on an earlier token, or aborted: this row is discarded
+    int32_t token = tokens[i];
     bool emit = true;
-    if (r->num_output_tokens() == 0 && r->forced_first_token) {
+    if (from_device) {
+      TANDEM_CHECK(!r->pending_rows.empty() && r->pending_rows.front() == static_cast<int32_t>(i),
+                   "request {}: sampled row {} is not its oldest pending token", r->id, i);
+      r->pending_rows.erase(r->pending_rows.begin());
+    } else if (r->num_known_output_tokens() == 0 && r->forced_first_token) {
       token = *r->forced_first_token;  // a consumer that recomputed: the producer's token stands
       emit = false;
     }
     r->tokens.push_back(token);
     ++generation_tokens_;
     LiveRequest& lr = *requests_.at(r->id);
-    on_token(lr, token, std::move(sampled_logprobs_[i]), emit && !(lr.skip_first_output && r->num_output_tokens() == 1));
+    TANDEM_CHECK(&lr.req == r, "request id {} maps to another request", r->id);
+    std::optional<TokenLogprob> lp;
+    if (logprobs) lp = std::move((*logprobs)[i]);
+    on_token(lr, token, std::move(lp), emit && !(lr.skip_first_output && r->num_known_output_tokens() == 1));
   }
+}
+
+void Engine::Impl::complete_inflight() {
+  LaunchedStep s = std::move(*inflight_);
+  inflight_.reset();
+  Status st = token_ready_[s.slot]->wait(kStepTimeout);
+  if (!st.ok()) {
+    mark_dead(st);
+    return;
+  }
+  completed_step_id_ = s.id;
+  process_tokens(s.sample_reqs, static_cast<const int32_t*>(token_host_[s.slot].data()), nullptr, /*from_device=*/true);
+  release_retired();
+}
+
+bool Engine::Impl::step() {
+  SchedulerOutput out = sched_->schedule();
+  for (Request* p : out.preempted) TLOG_DEBUG("request {} preempted (recompute)", p->id);
+  // Without a step on the device, nothing writes into blocks this schedule freed: loads may start now.
+  if (!inflight_) start_remote_loads(out.remote_loads);
+  if (out.empty()) {
+    if (!inflight_) return false;
+    complete_inflight();
+    if (!dead_) start_remote_loads(out.remote_loads);
+    return true;
+  }
+
+  LaunchedStep step;
+  step.id = next_step_id_++;
+  runner_seqs_.clear();
+  for (const ScheduledSeq& s : out.seqs) {
+    Request* r = s.req;
+    RunnerSeq rs{r->tokens, r->num_computed_tokens, s.num_new_tokens, r->blocks.blocks, s.samples};
+    if (!r->pending_rows.empty()) {
+      TANDEM_CHECK(r->pending_rows.size() == 1 && s.num_new_tokens == 1 &&
+                       r->num_computed_tokens == static_cast<int64_t>(r->tokens.size()),
+                   "request {}: pending token outside a decode", r->id);
+      rs.pending_input_row = r->pending_rows.front();
+    }
+    runner_seqs_.push_back(rs);
+    if (s.samples) step.sample_reqs.push_back(r);
+    r->last_launched_step = step.id;
+  }
+  auto logits = runner_->execute(runner_seqs_, out.num_decodes);
+  if (!logits.ok()) {
+    mark_dead(logits.status());
+    return true;
+  }
+  const bool on_device = async_ && sampler_->can_sample_on_device(step.sample_reqs);
+  if (on_device) {
+    step.slot = static_cast<int>(step.id % 2);
+    const int m = static_cast<int>(step.sample_reqs.size());
+    TensorView ids = runner_->sampled_ids(m);
+    sampler_->sample_to_device(*logits, step.sample_reqs, ids);
+    backend_->copy_to_host_async(token_host_[step.slot].data(), ids.data, sizeof(int32_t) * m);
+    token_ready_[step.slot]->record();
+    for (int i = 0; i < m; ++i) {
+      Request* r = step.sample_reqs[i];
+      r->pending_rows.push_back(i);
+      r->stop_after_pending = stops_after_next_token(*r);
+    }
+  }
+
+  // This step is queued on the device behind the previous one: read the previous step's tokens now.
+  if (inflight_) {
+    complete_inflight();
+    if (dead_) return true;
+    start_remote_loads(out.remote_loads);
+  }
+  step.out = std::move(out);
+  if (on_device) {
+    sched_->on_step_computed(step.out);
+    count_step(step.out);
+    inflight_ = std::move(step);
+    return true;
+  }
+  // Synchronous sampling (host-side logits processing, or async scheduling off).
+  sampler_->sample(*logits, step.sample_reqs, &sampled_, &sampled_logprobs_);
+  completed_step_id_ = step.id;  // sample() waited for the device
+  sched_->on_step_computed(step.out);
+  count_step(step.out);
+  process_tokens(step.sample_reqs, sampled_.data(), &sampled_logprobs_, /*from_device=*/false);
+  release_retired();
   return true;
 }
 
 void Engine::Impl::mark_dead(const Status& st) {
   TLOG_ERROR("engine step failed: {}; failing all requests", st.to_string());
   dead_ = true;
+  // Nothing more is launched; whatever the device still does no longer matters to the block pool.
+  inflight_.reset();
+  completed_step_id_ = next_step_id_;
   {
     std::lock_guard lock(mu_);
     metrics_.dead = true;
@@ -477,6 +651,7 @@ void Engine::Impl::mark_dead(const Status& st) {
   }
   drain_inbox();
   finish_all(FinishReason::kError, st.with_context("engine failure"));
+  release_retired();
 }
 
 void Engine::Impl::publish_metrics() {
@@ -538,7 +713,11 @@ void Engine::Impl::loop() {
     }
   }
   drain_inbox();
+  if (inflight_ && !dead_) complete_inflight();
   finish_all(FinishReason::kAbort, AbortedError("engine shut down"));
+  backend_->synchronize();
+  completed_step_id_ = next_step_id_;
+  release_retired();
   sched_->release_all();
   publish_metrics();
 }

@@ -30,6 +30,9 @@ struct EngineConfig {
   int max_waiting_requests = 4096;   // add_request fails with kResourceExhausted beyond this
   int num_threads = 0;               // CPU backend threads; 0 = hardware concurrency
   bool enforce_eager = false;        // CUDA: no graphs
+  // Overlap the host's scheduling of step N+1 with the device's step N (engine.cpp). Off: every step
+  // samples synchronously.
+  bool async_scheduling = true;
 
   // Disaggregation: the --kv-transfer-config (JSON text), empty when the engine is standalone.
   std::string kv_transfer_config_json;

@@ -33,11 +33,20 @@ Status ModelRunner::init() {
   off_qstart_ = off, off += S + 1;
   off_ctx_ = off, off += S;
   off_sample_ = off, off += S;
+  off_pending_src_ = off, off += S;
+  off_pending_dst_ = off, off += S;
   off_tables_ = off, off += S * static_cast<size_t>(max_blocks_per_seq_);
-  host_.assign(off, 0);
+  host_elems_ = off;
+  for (int i = 0; i < 2; ++i) {
+    TANDEM_ASSIGN_OR_RETURN(host_slots_[i], backend_.allocate_host(off * sizeof(int32_t)));
+    std::fill_n(static_cast<int32_t*>(host_slots_[i].data()), off, 0);
+    TANDEM_ASSIGN_OR_RETURN(host_slot_copied_[i], backend_.create_marker());
+  }
+  host_ = static_cast<int32_t*>(host_slots_[0].data());
   TANDEM_ASSIGN_OR_RETURN(meta_dev_, backend_.allocate(off * sizeof(int32_t)));
   TANDEM_ASSIGN_OR_RETURN(logits_dev_, backend_.allocate(S * static_cast<size_t>(vocab_) * sizeof(float)));
-  device_bytes_ = meta_dev_.size() + logits_dev_.size();
+  TANDEM_ASSIGN_OR_RETURN(sampled_dev_, backend_.allocate(S * sizeof(int32_t)));
+  device_bytes_ = meta_dev_.size() + logits_dev_.size() + sampled_dev_.size();
 
   // Graph buckets: 1, 2, 4, 8, then every 8, up to min(max_num_seqs, max_num_batched_tokens, limit).
   graphs_enabled_ = opt_.use_graphs && backend_.supports_graphs();
@@ -49,6 +58,11 @@ Status ModelRunner::init() {
     graphs_enabled_ = !buckets_.empty();
   }
   return Status::Ok();
+}
+
+TensorView ModelRunner::sampled_ids(int rows) const {
+  TANDEM_CHECK(rows >= 0 && rows <= opt_.max_num_seqs, "sampled_ids: {} rows of {}", rows, opt_.max_num_seqs);
+  return TensorView(sampled_dev_.data(), DType::kI32, backend_.device(), {rows});
 }
 
 int ModelRunner::num_graphs() const {
@@ -69,15 +83,21 @@ Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes
                                 int stride, ForwardBatch& b, int& num_sample_out) {
   const int S = static_cast<int>(seqs.size());
   const int bs = kv_.layout.block_size;
-  int32_t* tokens = host_.data() + off_tokens_;
-  int32_t* positions = host_.data() + off_positions_;
-  int32_t* slots = host_.data() + off_slots_;
-  int32_t* qstart = host_.data() + off_qstart_;
-  int32_t* ctx = host_.data() + off_ctx_;
-  int32_t* sample = host_.data() + off_sample_;
-  int32_t* tables = host_.data() + off_tables_;
+  // The slot filled two steps ago: its copy to the device must have run before it is rewritten.
+  host_slot_ ^= 1;
+  TANDEM_RETURN_IF_ERROR(host_slot_copied_[host_slot_]->wait(std::chrono::seconds(120)));
+  host_ = static_cast<int32_t*>(host_slots_[host_slot_].data());
+  int32_t* tokens = host_ + off_tokens_;
+  int32_t* positions = host_ + off_positions_;
+  int32_t* slots = host_ + off_slots_;
+  int32_t* qstart = host_ + off_qstart_;
+  int32_t* ctx = host_ + off_ctx_;
+  int32_t* sample = host_ + off_sample_;
+  int32_t* pending_src = host_ + off_pending_src_;
+  int32_t* pending_dst = host_ + off_pending_dst_;
+  int32_t* tables = host_ + off_tables_;
 
-  int n = 0, num_sample = 0, max_q = 0, max_ctx = 0;
+  int n = 0, num_sample = 0, max_q = 0, max_ctx = 0, num_pending = 0;
   qstart[0] = 0;
   for (int i = 0; i < S; ++i) {
     const RunnerSeq& s = seqs[i];
@@ -86,7 +106,20 @@ Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes
     }
     for (int32_t j = 0; j < s.num_new; ++j) {
       const int64_t pos = s.num_computed + j;
-      tokens[n] = s.tokens[pos];
+      if (pos < static_cast<int64_t>(s.tokens.size())) {
+        tokens[n] = s.tokens[pos];
+      } else {
+        // The one token not yet on the host: filled on the device from the previous step's samples.
+        if (pos != static_cast<int64_t>(s.tokens.size()) || s.pending_input_row < 0 ||
+            s.pending_input_row >= opt_.max_num_seqs) {
+          return InvalidArgumentError("sequence {}: token {} is neither known ({} known) nor pending (row {})", i, pos,
+                                      s.tokens.size(), s.pending_input_row);
+        }
+        tokens[n] = 0;
+        pending_src[num_pending] = s.pending_input_row;
+        pending_dst[num_pending] = n;
+        ++num_pending;
+      }
       positions[n] = static_cast<int32_t>(pos);
       slots[n] = s.block_table[pos / bs] * bs + static_cast<int32_t>(pos % bs);
       ++n;
@@ -123,9 +156,15 @@ Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes
 
   // One copy of the whole metadata region up to the end of the tables used by this batch.
   const size_t used = off_tables_ + static_cast<size_t>(total_seqs) * stride;
-  backend_.copy_to_device(meta_dev_.data(), host_.data(), used * sizeof(int32_t));
+  backend_.copy_to_device(meta_dev_.data(), host_, used * sizeof(int32_t));
+  host_slot_copied_[host_slot_]->record();
   int32_t* dev = static_cast<int32_t*>(meta_dev_.data());
   const Device d = backend_.device();
+  if (num_pending > 0) {
+    backend_.scatter_ids(sampled_ids(opt_.max_num_seqs), TensorView(dev + off_pending_src_, DType::kI32, d, {num_pending}),
+                         TensorView(dev + off_pending_dst_, DType::kI32, d, {num_pending}),
+                         TensorView(dev + off_tokens_, DType::kI32, d, {n}));
+  }
 
   b.token_ids = TensorView(dev + off_tokens_, DType::kI32, d, {n});
   AttentionMetadata& md = b.attn;

@@ -26,11 +26,14 @@
 namespace tandem {
 
 struct RunnerSeq {
-  std::span<const int32_t> tokens;  // all known tokens of the sequence
+  std::span<const int32_t> tokens;  // all tokens of the sequence known on the host
   int64_t num_computed = 0;         // tokens already in the cache
   int32_t num_new = 0;              // tokens computed by this forward
   std::span<const int32_t> block_table;
   bool samples = false;
+  // >= 0: the sequence's next token (position tokens.size(), a decode's input) is not on the host yet;
+  // it is row `pending_input_row` of sampled_ids() as the previous step left it on the device.
+  int32_t pending_input_row = -1;
 };
 
 struct ModelRunnerOptions {
@@ -50,6 +53,10 @@ class ModelRunner {
   // the sampling sequences, fp32 [num_sample, vocab] on the device (valid until the next call).
   // Errors: the batch exceeds the sizes given at creation.
   Result<TensorView> execute(std::span<const RunnerSeq> seqs, int num_decodes);
+
+  // Where the engine's overlapped loop samples a step's ids (i32 [rows] on the device); the next
+  // execute() reads pending inputs from here before anything overwrites it.
+  TensorView sampled_ids(int rows) const;
 
   int vocab_size() const { return vocab_; }
   // Number of graphs captured so far (0 when graphs are off).
@@ -78,13 +85,21 @@ class ModelRunner {
   int max_blocks_per_seq_ = 0;
   size_t device_bytes_ = 0;
 
-  // Host staging, one contiguous i32 array so the metadata goes to the device in one copy.
-  std::vector<int32_t> host_;
-  Buffer meta_dev_;   // same layout as host_
+  // Host staging (pinned where the backend has it), one contiguous i32 array so the metadata goes to the
+  // device in one copy. Two slots, used in turn: a step's copy may still be queued behind the previous
+  // step when the next batch is built; a slot is rewritten only after its marker (recorded after its
+  // copy) has been passed.
+  Buffer host_slots_[2];
+  std::unique_ptr<DeviceMarker> host_slot_copied_[2];
+  int host_slot_ = 0;
+  int32_t* host_ = nullptr;  // the slot being filled
+  size_t host_elems_ = 0;
+  Buffer meta_dev_;   // same layout as a host slot
+  Buffer sampled_dev_;  // i32 [max_num_seqs]
   Buffer logits_dev_;  // fp32 [max_num_seqs, vocab]
   // Offsets (in i32 elements) of each array inside host_ / meta_dev_.
   size_t off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_qstart_ = 0, off_ctx_ = 0, off_sample_ = 0,
-         off_tables_ = 0;
+         off_pending_src_ = 0, off_pending_dst_ = 0, off_tables_ = 0;
 
   // Graph buckets (ascending) and the graph id captured for each (-1: not yet).
   bool graphs_enabled_ = false;

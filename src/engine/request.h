@@ -20,8 +20,14 @@ enum class RequestState { kWaiting, kWaitingForRemoteKv, kRunning, kFinished };
 
 struct Request {
   std::string id;
-  // Prompt then generated tokens. KV exists for tokens [0, num_computed_tokens).
+  // Prompt then generated tokens known on the host. KV exists for tokens [0, num_computed_tokens).
   std::vector<int32_t> tokens;
+  // Overlapped loop: tokens sampled by launched steps whose ids are still on their way back from the
+  // device (at most two: one step's read-back overlaps the next step's launch). Each entry is the token's
+  // row in its step's sampled ids. They follow `tokens` and count in num_tokens(), the scheduler's view.
+  std::vector<int32_t> pending_rows;
+  bool stop_after_pending = false;  // the last pending token ends the request (length, producer): no decode
+  uint64_t last_launched_step = 0;  // the engine's id of the last step that computed this request
   int32_t num_prompt_tokens = 0;
   int64_t num_computed_tokens = 0;
   BlockTable blocks;
@@ -46,8 +52,11 @@ struct Request {
   std::optional<TimePoint> first_token_time;
   uint64_t scheduled_step = 0;  // last step that scheduled it (scheduler bookkeeping)
 
-  int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
-  int32_t num_output_tokens() const { return static_cast<int32_t>(tokens.size()) - num_prompt_tokens; }
+  // Known + pending tokens (what the scheduler plans with).
+  int64_t num_tokens() const { return static_cast<int64_t>(tokens.size() + pending_rows.size()); }
+  int32_t num_output_tokens() const { return static_cast<int32_t>(num_tokens()) - num_prompt_tokens; }
+  // Output tokens known on the host (what the client has been or is being sent).
+  int32_t num_known_output_tokens() const { return static_cast<int32_t>(tokens.size()) - num_prompt_tokens; }
   std::span<const int32_t> prompt() const { return {tokens.data(), static_cast<size_t>(num_prompt_tokens)}; }
   std::span<const int32_t> output() const {
     return {tokens.data() + num_prompt_tokens, tokens.size() - static_cast<size_t>(num_prompt_tokens)};

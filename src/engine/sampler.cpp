@@ -28,6 +28,21 @@ SamplingRow Sampler::row_for(const Request& r) const {
   return row;
 }
 
+bool Sampler::can_sample_on_device(std::span<Request* const> reqs) const {
+  for (const Request* r : reqs) {
+    if (needs_host(*r)) return false;
+    if (r->forced_first_token && r->num_output_tokens() == 0) return false;
+  }
+  return true;
+}
+
+void Sampler::sample_to_device(const TensorView& logits, std::span<Request* const> reqs, TensorView ids) {
+  if (reqs.empty()) return;
+  rows_.resize(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) rows_[i] = row_for(*reqs[i]);
+  backend_.sample_to_device(logits.rows(0, static_cast<int64_t>(reqs.size())), rows_, ids);
+}
+
 bool Sampler::needs_host(const Request& r) const {
   const SamplingParams& p = r.sampling;
   if (p.needs_penalties() || p.logprobs.has_value()) return true;

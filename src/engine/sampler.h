@@ -29,6 +29,12 @@ class Sampler {
   void sample(const TensorView& logits, std::span<Request* const> reqs, std::vector<int32_t>* tokens,
               std::vector<std::optional<TokenLogprob>>* logprobs);
 
+  // True when every row can be sampled on the device without host-side logits processing (no penalties,
+  // logprobs or min_tokens masks, no forced first token): the overlapped loop then keeps the ids there.
+  bool can_sample_on_device(std::span<Request* const> reqs) const;
+  // Enqueues sampling of reqs' rows into ids (i32 on the device); nothing waits.
+  void sample_to_device(const TensorView& logits, std::span<Request* const> reqs, TensorView ids);
+
   const std::vector<int32_t>& eos_token_ids() const { return eos_; }
 
   // Host-side helpers (exposed for tests).

@@ -68,7 +68,7 @@ SchedulerOutput Scheduler::schedule() {
   std::vector<Request*> snapshot = running_;
   for (Request* r : snapshot) {
     if (budget_ <= 0 || num_seqs >= config_.max_num_seqs) break;
-    if (r->state != RequestState::kRunning || !is_decode(r)) continue;
+    if (r->state != RequestState::kRunning || !is_decode(r) || r->stop_after_pending) continue;
     if (!allocate_or_preempt(r, r->num_computed_tokens + 1, out)) continue;
     schedule_chunk(r, 1, out);
     ++num_seqs;
@@ -92,9 +92,11 @@ SchedulerOutput Scheduler::schedule() {
          static_cast<int>(running_.size() + remote_waiting_.size()) < config_.max_num_seqs &&
          num_seqs < config_.max_num_seqs) {
     Request* r = waiting_.front();
+    // A preempted request whose last token is still on the device waits until it is known (next step).
+    if (!r->pending_rows.empty()) break;
     // Only a fresh consumer request loads; after a load (or a failed one) preemption recomputes locally.
     if (r->kv_role == KvRole::kRemotePrefill && !r->remote_load_failed && r->num_output_tokens() == 0 && connector_) {
-      if (!admit_remote(r)) break;
+      if (!admit_remote(r, out)) break;
       waiting_.pop_front();
       continue;
     }
@@ -120,7 +122,7 @@ SchedulerOutput Scheduler::schedule() {
   return out;
 }
 
-bool Scheduler::admit_remote(Request* r) {
+bool Scheduler::admit_remote(Request* r, SchedulerOutput& out) {
   const int64_t prompt_len = r->num_prompt_tokens;
   int max_hit_blocks = static_cast<int>(prompt_len / bm_.block_size());
   int hit_blocks = bm_.acquire_cached_prefix(r->blocks, r->prompt(), max_hit_blocks);
@@ -137,9 +139,9 @@ bool Scheduler::admit_remote(Request* r) {
   r->first_scheduled_time = Clock::now();
   r->state = RequestState::kWaitingForRemoteKv;
   remote_waiting_[r->id] = r;
-  std::vector<int32_t> to_load(r->blocks.blocks.begin() + hit_blocks, r->blocks.blocks.end());
   // An empty list (everything hit locally) still goes through the connector, which reports at once.
-  connector_->start_load(r->id, std::move(to_load), hit_blocks);
+  out.remote_loads.push_back(
+      {r, std::vector<int32_t>(r->blocks.blocks.begin() + hit_blocks, r->blocks.blocks.end()), hit_blocks});
   return true;
 }
 
@@ -170,8 +172,9 @@ Request* Scheduler::on_load_finished(const std::string& request_id, bool ok) {
 void Scheduler::on_step_computed(const SchedulerOutput& out) {
   for (const ScheduledSeq& s : out.seqs) {
     Request* r = s.req;
+    if (r->is_finished()) continue;  // finished (or aborted) while this step was on the device
     r->num_computed_tokens += s.num_new_tokens;
-    TANDEM_CHECK_LE(r->num_computed_tokens, r->num_tokens());
+    TANDEM_CHECK_LE(r->num_computed_tokens, static_cast<int64_t>(r->tokens.size()));
     bm_.commit_full_blocks(r->blocks, r->tokens, r->num_computed_tokens);
   }
 }

@@ -35,11 +35,20 @@ struct ScheduledSeq {
   bool samples = false;        // the chunk reaches the end of the known tokens: a new token follows
 };
 
+// A remote-prefill request admitted this step: its KV load (KvConnector::start_load) is for the engine
+// to start, once no device work still writes into blocks this schedule freed.
+struct RemoteLoad {
+  Request* req = nullptr;
+  std::vector<int32_t> block_ids;  // the blocks to fill (after the local prefix hits)
+  int first_block = 0;             // index of block_ids[0] in the request's block table
+};
+
 struct SchedulerOutput {
   std::vector<ScheduledSeq> seqs;  // seqs [0, num_decodes) have one new token each
   int num_decodes = 0;
   int num_tokens = 0;
   std::vector<Request*> preempted;
+  std::vector<RemoteLoad> remote_loads;
   bool empty() const { return seqs.empty(); }
 };
 
@@ -52,7 +61,8 @@ class Scheduler {
   void add(Request* req);
   SchedulerOutput schedule();
   // After the forward of `out`: advances num_computed_tokens and registers newly full blocks in the
-  // prefix cache. Call before appending the sampled tokens.
+  // prefix cache (requests finished meanwhile are skipped). Every token below the new num_computed_tokens
+  // must be known on the host by then. Call before appending the tokens this step sampled.
   void on_step_computed(const SchedulerOutput& out);
 
   // Removes a request from whichever queue holds it and frees its blocks (finish or abort). A request
@@ -90,7 +100,7 @@ class Scheduler {
   void preempt(Request* victim, SchedulerOutput& out);
   void schedule_chunk(Request* r, int32_t n, SchedulerOutput& out);
   // Returns false when the queue head must wait (stop admitting).
-  bool admit_remote(Request* r);
+  bool admit_remote(Request* r, SchedulerOutput& out);
 
   SchedulerConfig config_;
   BlockManager& bm_;

@@ -1,7 +1,7 @@
 // CUDA rope_and_cache_write + paged attention against the CPU reference: mixed decode + prefill
-// batches, prefixes around the block size, GQA ratios 1/3/4/8, head dims 128/64/40/16/12 (12 exercises
-// the non-vector path, where decodes go through the prefill kernel), q/k/v as row-strided slices of a
-// fused qkv buffer, and CUDA-graph replay after a new prepare_attention() with grown contexts.
+// batches, prefixes around the block size, GQA ratios 1/2/3/4/8, head dims 256/128/64/40/16/12 (40 and 12
+// take the scalar RoPE path; 12 also the non-vector attention path, where decodes go through the prefill
+// kernel), q/k/v as row-strided slices of a fused qkv buffer, and CUDA-graph replay after a new prepare_attention() with grown contexts.
 // Thresholds: pool and rotated q/k NMSE <= 1e-5, max-abs <= 0.04 (bf16 storage of values up to ~5);
 // attention out NMSE <= 1e-4, max-abs <= 0.03 (bf16 q after RoPE, bf16 probabilities in P.V).
 #include <gtest/gtest.h>
@@ -241,6 +241,11 @@ TEST(CudaAttention, TinyHeadDim16Gqa8) {
 TEST(CudaAttention, HeadDim12TakesScalarPath) {
   TANDEM_SKIP_WITHOUT_CUDA();
   run_case({"hd12", 4, 1, 12, 16, 2, {{20, 1}, {1, 1}, {0, 19}, {16, 3}}}, 15);
+}
+
+TEST(CudaAttention, HeadDim256Gqa2) {
+  TANDEM_SKIP_WITHOUT_CUDA();
+  run_case({"hd256 gqa2", 8, 4, 256, 16, 3, {{100, 1}, {0, 1}, {16, 1}, {5, 40}, {0, 17}}}, 18);
 }
 
 TEST(CudaAttention, PrefillOnlyLongPrefix) {

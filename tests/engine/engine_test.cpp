@@ -161,6 +161,59 @@ TEST_F(EngineTest, StopTokenIdsAndMinTokens) {
   EXPECT_NE(mc.tokens[0], ref[0]);
 }
 
+// The overlapped loop (async_scheduling, the default) against synchronous steps: a batch mixing a request
+// that stops on a token id mid-way (seen a step late by the async loop, whose extra row is discarded), a
+// seeded random one, a short max_tokens one, a chunked long prompt and one with logprobs (host sampling)
+// gives identical outputs either way, and every block comes back. Without the logprobs request every step
+// of the async run samples on the device; with it, steps switch between the two paths.
+TEST_F(EngineTest, AsyncSchedulingMatchesSynchronousSteps) {
+  for (bool with_logprobs : {false, true}) {
+    SCOPED_TRACE(with_logprobs ? "with a logprobs request" : "device sampling only");
+    auto run = [&](bool async) {
+      EngineConfig cfg = tiny_config();
+      cfg.async_scheduling = async;
+      cfg.max_num_batched_tokens = 64;
+      auto e = make_engine(cfg);
+      std::vector<EngineRequest> reqs;
+      EngineRequest stop = greedy_request("stop", prompt_of(27, 1), 24);
+      stop.sampling.stop_token_ids = {ref_[1][4]};
+      reqs.push_back(stop);
+      EngineRequest seeded = greedy_request("seeded", prompt_of(20, 0), 20);
+      seeded.sampling.temperature = 1.0f;
+      seeded.sampling.seed = 7;
+      reqs.push_back(seeded);
+      reqs.push_back(greedy_request("short", prompt_of(34, 2), 3));
+      reqs.push_back(greedy_request("long", prompt_of(150, 3), 12));
+      if (with_logprobs) {
+        EngineRequest lp = greedy_request("logprobs", prompt_of(41, 3), 10);
+        lp.sampling.logprobs = 2;
+        reqs.push_back(lp);
+      }
+      std::vector<std::shared_ptr<OutputChannel>> chans;
+      for (auto& r : reqs) chans.push_back(*e->add_request(r));
+      std::vector<Collected> out;
+      for (auto& ch : chans) out.push_back(collect(*ch));
+      for (int i = 0; i < 200 && e->metrics().num_used_blocks != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      EXPECT_EQ(e->metrics().num_used_blocks, 0) << (async ? "async" : "sync");
+      return out;
+    };
+    auto sync = run(false);
+    auto async = run(true);
+    ASSERT_EQ(sync.size(), async.size());
+    for (size_t i = 0; i < sync.size(); ++i) {
+      EXPECT_EQ(async[i].tokens, sync[i].tokens) << "request " << i;
+      EXPECT_EQ(async[i].text, sync[i].text) << "request " << i;
+      EXPECT_EQ(async[i].finish, sync[i].finish) << "request " << i;
+      EXPECT_EQ(async[i].last.completion_tokens, sync[i].last.completion_tokens) << "request " << i;
+      EXPECT_EQ(async[i].logprobs.size(), sync[i].logprobs.size()) << "request " << i;
+    }
+    EXPECT_EQ(sync[0].finish, FinishReason::kStop);
+    EXPECT_LT(sync[0].tokens.size(), 24u);
+    EXPECT_EQ(sync[2].tokens.size(), 3u);
+  }
+}
+
 TEST_F(EngineTest, MaxTokensAndIgnoreEos) {
   EngineRequest r = greedy_request("max", prompt_of(20, 0), 5);
   auto c = run_one(*engine_, std::move(r));

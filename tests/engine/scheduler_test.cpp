@@ -199,9 +199,11 @@ TEST(Scheduler, AbortInEveryStateFreesAllBlocks) {
   s.add(waiting.get());
   auto out = s.schedule();  // decode run, chunk continues (9 more? budget 10-1), remote admitted
   EXPECT_EQ(remote->state, RequestState::kWaitingForRemoteKv);
-  ASSERT_EQ(conn.loads.size(), 1u);
-  EXPECT_EQ(conn.loads[0].blocks.size(), 3u);
-  EXPECT_EQ(conn.loads[0].first_block, 0);
+  ASSERT_EQ(out.remote_loads.size(), 1u);  // the engine starts it (KvConnector::start_load)
+  EXPECT_EQ(out.remote_loads[0].req, remote.get());
+  EXPECT_EQ(out.remote_loads[0].block_ids.size(), 3u);
+  EXPECT_EQ(out.remote_loads[0].first_block, 0);
+  EXPECT_TRUE(conn.loads.empty());
   finish_step(s, out);
 
   s.remove(waiting.get());
@@ -231,9 +233,9 @@ TEST(Scheduler, RemotePrefillSuccessMakesThePromptComputedWithTheFirstToken) {
   s.add(remote.get());
   auto out = s.schedule();
   EXPECT_EQ(out.seqs.size(), 1u);  // only local's decode; the remote one loads
-  ASSERT_EQ(conn.loads.size(), 1u);
-  EXPECT_EQ(conn.loads[0].first_block, 1);  // block 0 is a local prefix hit
-  EXPECT_EQ(conn.loads[0].blocks.size(), 2u);
+  ASSERT_EQ(out.remote_loads.size(), 1u);
+  EXPECT_EQ(out.remote_loads[0].first_block, 1);  // block 0 is a local prefix hit
+  EXPECT_EQ(out.remote_loads[0].block_ids.size(), 2u);
   EXPECT_EQ(remote->num_cached_tokens, 4);
   EXPECT_EQ(remote->num_remote_tokens, 6);
   EXPECT_EQ(s.num_waiting_for_remote_kv(), 1u);
@@ -301,6 +303,53 @@ TEST(Scheduler, WaitingRequestWaitsForBlocksInsteadOfFailing) {
   ASSERT_EQ(out.seqs.size(), 1u);
   EXPECT_EQ(out.seqs[0].req, b.get());
   s.remove(b.get());
+}
+
+// The overlapped loop: a token still on the device (pending_rows) counts as known to the scheduler, so
+// the request decodes it next step; a request whose pending token is its last is not scheduled; a
+// preempted request waits for its pending token before it is admitted again; a request finished while its
+// step was on the device is skipped by on_step_computed.
+TEST(Scheduler, PendingTokensDecodeNextStepUnlessTheyEndTheRequest) {
+  BlockManager bm(16, 4, false);
+  Scheduler s({8, 100}, bm, nullptr);
+  auto a = make_req("a", 5), b = make_req("b", 5, 50);
+  s.add(a.get());
+  s.add(b.get());
+  auto out = s.schedule();  // both prefill and sample
+  ASSERT_EQ(out.seqs.size(), 2u);
+  a->pending_rows.push_back(0);
+  b->pending_rows.push_back(1);
+  b->stop_after_pending = true;  // b's pending token is its last
+  s.on_step_computed(out);
+  out = s.schedule();
+  ASSERT_EQ(out.seqs.size(), 1u);
+  EXPECT_EQ(out.seqs[0].req, a.get());  // a decodes its pending token; b is not scheduled
+  EXPECT_EQ(out.num_decodes, 1);
+  EXPECT_TRUE(out.seqs[0].samples);
+  // The step's tokens come back: a's pending token becomes known, b finishes meanwhile.
+  a->tokens.push_back(9);
+  a->pending_rows.clear();
+  s.remove(b.get());
+  s.on_step_computed(out);
+  EXPECT_EQ(a->num_computed_tokens, 6);
+  EXPECT_EQ(b->num_computed_tokens, 5);
+  s.remove(a.get());
+  EXPECT_EQ(bm.num_used_blocks(), 0);
+}
+
+TEST(Scheduler, WaitingRequestWithAPendingTokenIsNotAdmitted) {
+  BlockManager bm(16, 4, false);
+  Scheduler s({8, 100}, bm, nullptr);
+  auto a = make_req("a", 5);
+  a->pending_rows.push_back(0);  // e.g. preempted while its last token was on the device
+  s.add(a.get());
+  EXPECT_TRUE(s.schedule().empty());
+  a->tokens.push_back(3);
+  a->pending_rows.clear();
+  auto out = s.schedule();
+  ASSERT_EQ(out.seqs.size(), 1u);
+  EXPECT_EQ(out.seqs[0].num_new_tokens, 6);
+  s.remove(a.get());
 }
 
 }  // namespace

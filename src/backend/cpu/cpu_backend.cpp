@@ -262,6 +262,21 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void scatter_ids(const TensorView& src, const TensorView& src_index, const TensorView& dst_index,
+                   TensorView dst) override {
+    check_i32(src, "scatter_ids src");
+    check_i32(src_index, "scatter_ids src_index");
+    check_i32(dst_index, "scatter_ids dst_index");
+    check_i32(dst, "scatter_ids dst");
+    const int64_t m = src_index.numel();
+    TANDEM_CHECK(dst_index.numel() >= m, "scatter_ids: {} destinations for {} ids", dst_index.numel(), m);
+    for (int64_t i = 0; i < m; ++i) {
+      const int32_t s = src_index.as<int32_t>()[i], d = dst_index.as<int32_t>()[i];
+      TANDEM_CHECK(s >= 0 && s < src.numel() && d >= 0 && d < dst.numel(), "scatter_ids: {} -> {} out of range", s, d);
+      dst.as<int32_t>()[d] = src.as<int32_t>()[s];
+    }
+  }
+
   void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<int32_t> out_host) override {
     check_f32(logits, "sample logits");
     const int64_t m = static_cast<int64_t>(rows.size()), v = logits.row_elems();

@@ -1,9 +1,12 @@
 // Paged attention kernels over the block-major KV pool (backend/kv_cache_view.h), bf16 in, fp32 math.
 //
 // Decode (one query token per sequence): split-K. Block (seq, kv head, head group, split) walks its
-// slice of the context with groups of LANES threads per token (8 bf16 = 16 bytes per lane), several
-// tokens' K/V loads in flight, online softmax per head in registers; the block's groups merge through
-// shared memory and, when the context is split, a second kernel merges the splits (log-sum-exp).
+// slice of the context with groups of LANES threads per token (8 bf16 = 16 bytes per lane): the slice's
+// block-table entries are staged in shared memory, two steps of K/V loads are in flight (the next
+// step's loads go out before this step's math), online softmax per head in registers with one rescale
+// per step; the block's groups merge through shared memory and, when the context is split, the last
+// split block of each (seq, head group) merges all splits (log-sum-exp) in the same kernel, found with
+// a per-block atomic counter that it resets to 0 (so graph replays start from zero).
 // The split count comes from the launch shape only, so a captured CUDA graph stays valid as contexts grow.
 //
 // Prefill (chunks with a cached prefix, causal): tensor-core tiles via WMMA. A block takes one work
@@ -22,21 +25,48 @@ namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kDecodeThreads = 128;
-constexpr int kDecodeUnroll = 4;
+constexpr int kDecodeUnroll = 2;    // tokens per lane group per pipeline step (two steps in flight)
+// <= 128 registers, so 4 blocks per SM: decode_num_splits() sizes the grid to this one wave.
+constexpr int kDecodeMinBlocksPerSm = kDecodeSplitBlocksPerSm;
 constexpr int kDecodeMinChunk = 32;
+constexpr int kDecodeBtTile = 128;  // block-table entries staged in shared memory at a time
 
-int decode_head_group(int g) { return g % 8 == 0 ? 8 : g % 4 == 0 ? 4 : g % 2 == 0 ? 2 : 1; }
+// q heads per decode block (at most 4: 8 heads of registers spill at 128 registers; GQA 8 takes two
+// blocks per kv head, whose second K/V read mostly hits L2).
+int decode_head_group(int g) { return g % 4 == 0 ? 4 : g % 2 == 0 ? 2 : 1; }
 int decode_lanes(int head_dim) {
   int lanes = 1;
   while (lanes * 8 < head_dim) lanes *= 2;
   return std::max(lanes, 2);
 }
 
+// Dynamic shared memory of paged_decode_kernel: the block-table tile, then (reused) the group merge
+// (m, l, o, weight per group and head; M, L per head) or the split weights of the fused merge.
+size_t decode_smem_bytes(int lanes, int gsub, int head_dim) {
+  const size_t groups = kDecodeThreads / lanes;
+  const size_t merge_floats =
+      std::max(groups * gsub * (3 + head_dim) + 2 * gsub, static_cast<size_t>(gsub) * kMaxDecodeSplits);
+  return sizeof(int) * kDecodeBtTile + sizeof(float) * merge_floats;
+}
+
+// One step's K/V vectors of this lane: tokens base + u * kGroups + group, u < kDecodeUnroll.
+struct DecodeStep {
+  uint4 k[kDecodeUnroll], v[kDecodeUnroll];
+};
+
+// Block (seq, kv head x head group, split): online softmax over its context slice for GSUB q heads,
+// then, with splits, writes its partial (o, m, l) and the last split block of (seq, head group) to
+// finish merges all splits (its counter goes back to 0, so graph replays start from 0 again).
 template <int LANES, int GSUB>
-__global__ void __launch_bounds__(kDecodeThreads) paged_decode_kernel(PagedAttentionArgs a, int num_splits,
-                                                                      float* partial_o, float* partial_ml) {
+__global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksPerSm) paged_decode_kernel(PagedAttentionArgs a, int num_splits,
+                                                                      float* partial_o, float* partial_ml,
+                                                                      int* split_counters) {
   constexpr int kGroups = kDecodeThreads / LANES;
-  extern __shared__ float smem[];
+  constexpr int kStep = kGroups * kDecodeUnroll;
+  extern __shared__ float4 smem_f4[];
+  int* sm_bt = reinterpret_cast<int*>(smem_f4);
+  float* smem = reinterpret_cast<float*>(sm_bt + kDecodeBtTile);
+  __shared__ int sm_last;
   const int s = blockIdx.x;
   const KvPoolLayer& kv = a.kv;
   const int Hk = kv.num_kv_heads, D = kv.head_dim, Hq = a.num_q_heads, G = Hq / Hk;
@@ -79,45 +109,99 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_decode_kernel(PagedAtten
   const int32_t* bt = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
   const int64_t token_stride = static_cast<int64_t>(Hk) * D;
   const int64_t head_off = kv.layer_offset + static_cast<int64_t>(kvh) * D + d0;
-  for (int base = begin; base < end; base += kGroups * kDecodeUnroll) {
-    uint4 kr[kDecodeUnroll], vr[kDecodeUnroll];
+  const int bs = kv.block_size;
+  const bool bs_pow2 = (bs & (bs - 1)) == 0;
+  const int bs_shift = __ffs(bs) - 1;
+
+  for (int t0 = begin; t0 < end;) {
+    // Stage this tile's block-table entries (one round trip for the whole tile, not one per step).
+    const int blk0 = bs_pow2 ? t0 >> bs_shift : t0 / bs;
+    const int t1 = min(end, (blk0 + kDecodeBtTile) * bs);
+    const int nblk = (bs_pow2 ? (t1 - 1) >> bs_shift : (t1 - 1) / bs) - blk0 + 1;
+    __syncthreads();  // the previous tile's entries are consumed
+    for (int i = threadIdx.x; i < nblk; i += kDecodeThreads) sm_bt[i] = bt[blk0 + i];
+    __syncthreads();
+
+    auto load_step = [&](int base, DecodeStep& st) {
 #pragma unroll
-    for (int u = 0; u < kDecodeUnroll; ++u) {
-      const int j = base + u * kGroups + group;
-      if (j < end && active) {
-        const int64_t off = static_cast<int64_t>(bt[j / kv.block_size]) * kv.elems_per_block +
-                            (j % kv.block_size) * token_stride + head_off;
-        kr[u] = *reinterpret_cast<const uint4*>(pool + off);
-        vr[u] = *reinterpret_cast<const uint4*>(pool + off + kv.elems_per_page);
-      } else {
-        kr[u] = make_uint4(0, 0, 0, 0);
-        vr[u] = make_uint4(0, 0, 0, 0);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kDecodeUnroll; ++u) {
-      const bool valid = base + u * kGroups + group < end;
-      float kf[8], vf[8];
-      unpack_bf16x8(kr[u], kf);
-      unpack_bf16x8(vr[u], vf);
-#pragma unroll
-      for (int g = 0; g < GSUB; ++g) {
-        float dot = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) dot = fmaf(q[g][e], kf[e], dot);
-#pragma unroll
-        for (int o = LANES / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-        if (valid) {
-          const float m_new = fmaxf(m[g], dot);
-          const float alpha = exp2f(m[g] - m_new);
-          const float p = exp2f(dot - m_new);
-          l[g] = l[g] * alpha + p;
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[g][e] = fmaf(acc[g][e], alpha, p * vf[e]);
-          m[g] = m_new;
+      for (int u = 0; u < kDecodeUnroll; ++u) {
+        const int j = base + u * kGroups + group;
+        if (j < t1 && active) {
+          const int bi = bs_pow2 ? j >> bs_shift : j / bs;
+          const int bo = j - bi * bs;
+          const int64_t off = static_cast<int64_t>(sm_bt[bi - blk0]) * kv.elems_per_block + bo * token_stride + head_off;
+          st.k[u] = *reinterpret_cast<const uint4*>(pool + off);
+          st.v[u] = *reinterpret_cast<const uint4*>(pool + off + kv.elems_per_page);
+        } else {
+          st.k[u] = make_uint4(0, 0, 0, 0);
+          st.v[u] = make_uint4(0, 0, 0, 0);
         }
       }
+    };
+    // Online softmax over one step: scores of all its tokens first, one rescale per head.
+    auto compute_step = [&](int base, const DecodeStep& st) {
+      float sc[GSUB][kDecodeUnroll];
+#pragma unroll
+      for (int u = 0; u < kDecodeUnroll; ++u) {
+        const bool valid = base + u * kGroups + group < t1;
+        float kf[8];
+        unpack_bf16x8(st.k[u], kf);
+#pragma unroll
+        for (int g = 0; g < GSUB; ++g) {
+          float dot = 0.0f;
+#pragma unroll
+          for (int e = 0; e < 8; ++e) dot = fmaf(q[g][e], kf[e], dot);
+#pragma unroll
+          for (int o = LANES / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+          sc[g][u] = valid ? dot : -INFINITY;
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < GSUB; ++g) {
+        float mt = sc[g][0];
+#pragma unroll
+        for (int u = 1; u < kDecodeUnroll; ++u) mt = fmaxf(mt, sc[g][u]);
+        const float m_new = fmaxf(m[g], mt);
+        // m_new == -inf only when this group has seen no token yet (its first step is past the slice end).
+        const float alpha = m_new == -INFINITY ? 1.0f : exp2f(m[g] - m_new);
+        float ps = 0.0f;
+#pragma unroll
+        for (int u = 0; u < kDecodeUnroll; ++u) {
+          sc[g][u] = m_new == -INFINITY ? 0.0f : exp2f(sc[g][u] - m_new);
+          ps += sc[g][u];
+        }
+        l[g] = fmaf(l[g], alpha, ps);
+        m[g] = m_new;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] *= alpha;
+      }
+#pragma unroll
+      for (int u = 0; u < kDecodeUnroll; ++u) {
+        float vf[8];
+        unpack_bf16x8(st.v[u], vf);
+#pragma unroll
+        for (int g = 0; g < GSUB; ++g) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[g][e] = fmaf(sc[g][u], vf[e], acc[g][e]);
+        }
+      }
+    };
+
+    // Two steps in flight: the next step's loads are issued before this step's math.
+    DecodeStep cur, nxt;
+    load_step(t0, cur);
+    int base = t0;
+    while (true) {
+      if (base + kStep < t1) load_step(base + kStep, nxt);
+      compute_step(base, cur);
+      base += kStep;
+      if (base >= t1) break;
+      if (base + kStep < t1) load_step(base + kStep, cur);
+      compute_step(base, nxt);
+      base += kStep;
+      if (base >= t1) break;
     }
+    t0 = t1;
   }
 
   // Merge the groups: smem = m[kGroups][GSUB], l[kGroups][GSUB], o[kGroups][GSUB][D].
@@ -137,55 +221,111 @@ __global__ void __launch_bounds__(kDecodeThreads) paged_decode_kernel(PagedAtten
     }
   }
   __syncthreads();
+  // Per head: the groups' weights 2^(m_gr - M) / L once (sm_gw), then every output dim is a weighted sum.
+  float* sm_gw = sm_o + kGroups * GSUB * D;  // [GSUB][kGroups]
+  float* sm_ml = sm_gw + GSUB * kGroups;     // [GSUB][2]: M, L
+  if (threadIdx.x < GSUB) {
+    const int g = threadIdx.x;
+    float M = -INFINITY, L = 0.0f;
+    for (int gr = 0; gr < kGroups; ++gr) M = fmaxf(M, sm_m[gr * GSUB + g]);
+    for (int gr = 0; gr < kGroups; ++gr) {
+      const float mg = sm_m[gr * GSUB + g];
+      const float w = mg == -INFINITY ? 0.0f : exp2f(mg - M);
+      sm_gw[g * kGroups + gr] = w;
+      L = fmaf(sm_l[gr * GSUB + g], w, L);
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    for (int gr = 0; gr < kGroups; ++gr) sm_gw[g * kGroups + gr] *= inv;
+    sm_ml[2 * g] = M;
+    sm_ml[2 * g + 1] = L;
+  }
+  __syncthreads();
   for (int idx = threadIdx.x; idx < GSUB * D; idx += kDecodeThreads) {
     const int g = idx / D, d = idx % D;
-    float M = -INFINITY;
-    for (int gr = 0; gr < kGroups; ++gr) M = fmaxf(M, sm_m[gr * GSUB + g]);
-    float L = 0.0f, O = 0.0f;
-    if (M != -INFINITY) {
-      for (int gr = 0; gr < kGroups; ++gr) {
-        const float mg = sm_m[gr * GSUB + g];
-        if (mg == -INFINITY) continue;
-        const float w = exp2f(mg - M);
-        L += sm_l[gr * GSUB + g] * w;
-        O += sm_o[(gr * GSUB + g) * D + d] * w;
-      }
-    }
+    float val = 0.0f;
+#pragma unroll 8
+    for (int gr = 0; gr < kGroups; ++gr) val = fmaf(sm_gw[g * kGroups + gr], sm_o[(gr * GSUB + g) * D + d], val);
     const int head = head0 + g;
-    const float val = L > 0.0f ? O / L : 0.0f;
     if (num_splits == 1) {
       static_cast<bf16*>(a.out)[static_cast<int64_t>(tok) * Hq * D + head * D + d] = __float2bfloat16(val);
     } else {
       const int64_t pidx = (static_cast<int64_t>(s) * Hq + head) * num_splits + split;
       partial_o[pidx * D + d] = val;
       if (d == 0) {
-        partial_ml[pidx * 2] = M;
-        partial_ml[pidx * 2 + 1] = L;
+        partial_ml[pidx * 2] = sm_ml[2 * g];
+        partial_ml[pidx * 2 + 1] = sm_ml[2 * g + 1];
       }
     }
   }
-}
+  if (num_splits == 1) return;
 
-__global__ void decode_merge_kernel(PagedAttentionArgs a, int num_splits, const float* partial_o,
-                                    const float* partial_ml) {
-  const int s = blockIdx.x, head = blockIdx.y;
-  const int Hq = a.num_q_heads, D = a.kv.head_dim;
-  const int64_t p0 = (static_cast<int64_t>(s) * Hq + head) * num_splits;
-  float M = -INFINITY;
-  for (int i = 0; i < num_splits; ++i)
-    if (partial_ml[(p0 + i) * 2 + 1] > 0.0f) M = fmaxf(M, partial_ml[(p0 + i) * 2]);
-  const int tok = a.query_start[s];
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float L = 0.0f, O = 0.0f;
-    for (int i = 0; i < num_splits; ++i) {
-      const float li = partial_ml[(p0 + i) * 2 + 1];
-      if (!(li > 0.0f)) continue;
-      const float w = li * exp2f(partial_ml[(p0 + i) * 2] - M);
-      L += w;
-      O += w * partial_o[(p0 + i) * D + d];
+  // Fused split merge: the last block of (seq, head group) to get here merges every split's partial.
+  __threadfence();  // this block's partials are visible device-wide before it counts itself done
+  __syncthreads();
+  int* counter = split_counters + static_cast<int64_t>(s) * gridDim.y + blockIdx.y;
+  if (threadIdx.x == 0) {
+    const int prev = atomicAdd(counter, 1);
+    sm_last = prev == num_splits - 1;
+    if (sm_last) *counter = 0;  // every split has counted: ready for the next launch (graph replays)
+  }
+  __syncthreads();
+  if (!sm_last) return;
+  __threadfence();
+
+  // Split weights per head (one warp per head): w_i = l_i 2^(m_i - M) / sum; smem reused as [GSUB][kMaxDecodeSplits].
+  constexpr int kPerLane = kMaxDecodeSplits / 32;
+  float* sm_w = smem;
+  const int warp = threadIdx.x / 32, wl = threadIdx.x % 32;
+  for (int g = warp; g < GSUB; g += kDecodeThreads / 32) {
+    const int64_t p0 = (static_cast<int64_t>(s) * Hq + head0 + g) * num_splits;
+    const float2* ml = reinterpret_cast<const float2*>(partial_ml) + p0;
+    float mi[kPerLane], li[kPerLane];
+    float M = -INFINITY;
+#pragma unroll
+    for (int r = 0; r < kPerLane; ++r) {
+      const int i = wl + 32 * r;
+      const float2 v = i < num_splits ? __ldcg(ml + i) : make_float2(-INFINITY, 0.0f);
+      mi[r] = v.x;
+      li[r] = v.y;
+      if (li[r] > 0.0f) M = fmaxf(M, mi[r]);
     }
-    static_cast<bf16*>(a.out)[static_cast<int64_t>(tok) * Hq * D + head * D + d] =
-        __float2bfloat16(L > 0.0f ? O / L : 0.0f);
+    M = warp_max(M);
+    float sum = 0.0f;
+#pragma unroll
+    for (int r = 0; r < kPerLane; ++r) {
+      li[r] = li[r] > 0.0f ? li[r] * exp2f(mi[r] - M) : 0.0f;
+      sum += li[r];
+    }
+    sum = warp_sum(sum);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+#pragma unroll
+    for (int r = 0; r < kPerLane; ++r) {
+      const int i = wl + 32 * r;
+      if (i < num_splits) sm_w[g * kMaxDecodeSplits + i] = li[r] * inv;
+    }
+  }
+  __syncthreads();
+  // Each thread: 4 dims of one head, summed over the splits with independent loads.
+  const int dv = D / 4;
+  for (int idx = threadIdx.x; idx < GSUB * dv; idx += kDecodeThreads) {
+    const int g = idx / dv, d = (idx % dv) * 4;
+    const int64_t p0 = (static_cast<int64_t>(s) * Hq + head0 + g) * num_splits;
+    const float4* src = reinterpret_cast<const float4*>(partial_o + p0 * D + d);
+    const float* w = sm_w + g * kMaxDecodeSplits;
+    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 16
+    for (int i = 0; i < num_splits; ++i) {
+      const float4 v = __ldcg(src + static_cast<int64_t>(i) * dv);
+      const float wi = w[i];
+      o.x = fmaf(wi, v.x, o.x);
+      o.y = fmaf(wi, v.y, o.y);
+      o.z = fmaf(wi, v.z, o.z);
+      o.w = fmaf(wi, v.w, o.w);
+    }
+    __nv_bfloat162* dst = reinterpret_cast<__nv_bfloat162*>(static_cast<bf16*>(a.out) + static_cast<int64_t>(tok) * Hq * D +
+                                                            (head0 + g) * D + d);
+    dst[0] = __floats2bfloat162_rn(o.x, o.y);
+    dst[1] = __floats2bfloat162_rn(o.z, o.w);
   }
 }
 
@@ -399,23 +539,22 @@ void launch_prefill_dp(const PagedAttentionArgs& a, const int32_t* work_items, i
 }
 
 template <int LANES, int GSUB>
-void launch_decode_impl(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, float* partial_o,
-                        float* partial_ml, cudaStream_t stream) {
+void launch_decode_impl(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, const DecodeScratch& scratch,
+                        cudaStream_t stream) {
   const int G = a.num_q_heads / a.kv.num_kv_heads;
-  constexpr int kGroups = kDecodeThreads / LANES;
-  const size_t bytes = sizeof(float) * kGroups * GSUB * (2 + a.kv.head_dim);
+  const size_t bytes = decode_smem_bytes(LANES, GSUB, a.kv.head_dim);
   dim3 grid(num_decode_seqs, a.kv.num_kv_heads * (G / GSUB), num_splits);
-  paged_decode_kernel<LANES, GSUB><<<grid, kDecodeThreads, bytes, stream>>>(a, num_splits, partial_o, partial_ml);
+  paged_decode_kernel<LANES, GSUB><<<grid, kDecodeThreads, bytes, stream>>>(a, num_splits, scratch.partial_o,
+                                                                            scratch.partial_ml, scratch.split_counters);
 }
 
 template <int LANES>
-void launch_decode_lanes(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, float* partial_o,
-                         float* partial_ml, cudaStream_t stream) {
+void launch_decode_lanes(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, const DecodeScratch& scratch,
+                         cudaStream_t stream) {
   switch (decode_head_group(a.num_q_heads / a.kv.num_kv_heads)) {
-    case 8: return launch_decode_impl<LANES, 8>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream);
-    case 4: return launch_decode_impl<LANES, 4>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream);
-    case 2: return launch_decode_impl<LANES, 2>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream);
-    default: return launch_decode_impl<LANES, 1>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream);
+    case 4: return launch_decode_impl<LANES, 4>(a, num_decode_seqs, num_splits, scratch, stream);
+    case 2: return launch_decode_impl<LANES, 2>(a, num_decode_seqs, num_splits, scratch, stream);
+    default: return launch_decode_impl<LANES, 1>(a, num_decode_seqs, num_splits, scratch, stream);
   }
 }
 
@@ -424,26 +563,30 @@ void launch_decode_lanes(const PagedAttentionArgs& a, int num_decode_seqs, int n
 int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count) {
   const int G = num_q_heads / num_kv_heads;
   const int blocks = num_decode_seqs * num_kv_heads * (G / decode_head_group(G));
-  // About 8 blocks per SM (measured on H100, PERF_NOTES.md: b=32 ctx 2048 runs 149 us/layer with 4
-  // splits against 213 us with 1; b=1 ctx 7500 is flat between 32 and 64 splits).
+  // One wave of the decode kernel (kDecodeSplitBlocksPerSm = its blocks per SM). Measured on H100
+  // (PERF_NOTES.md, 2026-11-25): b=2 ctx 7500 39 us/layer at 32 splits against 49 at 64; b=32 ctx 2048
+  // 115 us at 2 splits against 123 at 4; b=4 ctx 2048 best at 16.
   const int target = kDecodeSplitBlocksPerSm * std::max(sm_count, 1);
   if (blocks <= 0 || blocks >= target) return 1;
   return std::clamp(target / blocks, 1, 64);
 }
 
-void launch_paged_decode(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, float* partial_o,
-                         float* partial_ml, cudaStream_t stream) {
+int decode_split_counters(int num_decode_seqs, int num_kv_heads, int num_q_heads) {
+  const int G = num_q_heads / num_kv_heads;
+  return num_decode_seqs * num_kv_heads * (G / decode_head_group(G));
+}
+
+void launch_paged_decode(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, const DecodeScratch& scratch,
+                         cudaStream_t stream) {
   if (num_decode_seqs <= 0) return;
+  num_splits = std::clamp(num_splits, 1, kMaxDecodeSplits);
   // Requires head_dim % 8 == 0 and head_dim <= 256 (the backend routes other shapes to the prefill kernel).
   switch (decode_lanes(a.kv.head_dim)) {
-    case 2: launch_decode_lanes<2>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream); break;
-    case 4: launch_decode_lanes<4>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream); break;
-    case 8: launch_decode_lanes<8>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream); break;
-    case 16: launch_decode_lanes<16>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream); break;
-    default: launch_decode_lanes<32>(a, num_decode_seqs, num_splits, partial_o, partial_ml, stream); break;
-  }
-  if (num_splits > 1) {
-    decode_merge_kernel<<<dim3(num_decode_seqs, a.num_q_heads), 128, 0, stream>>>(a, num_splits, partial_o, partial_ml);
+    case 2: launch_decode_lanes<2>(a, num_decode_seqs, num_splits, scratch, stream); break;
+    case 4: launch_decode_lanes<4>(a, num_decode_seqs, num_splits, scratch, stream); break;
+    case 8: launch_decode_lanes<8>(a, num_decode_seqs, num_splits, scratch, stream); break;
+    case 16: launch_decode_lanes<16>(a, num_decode_seqs, num_splits, scratch, stream); break;
+    default: launch_decode_lanes<32>(a, num_decode_seqs, num_splits, scratch, stream); break;
   }
 }
 

@@ -10,8 +10,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "backend/cuda/cublaslt_gemm.h"
@@ -37,6 +39,41 @@ void free_on_device(int device, void* p) {
   if (prev != device && prev >= 0) cudaSetDevice(prev);
 }
 
+// An event on the backend's stream. wait() polls (the engine thread has a core to itself; polling keeps
+// the wake-up latency at a few microseconds) and gives up after the timeout.
+class CudaMarker final : public DeviceMarker {
+ public:
+  CudaMarker(int device, cudaStream_t stream, cudaEvent_t event) : device_(device), stream_(stream), event_(event) {}
+  ~CudaMarker() override {
+    cudaSetDevice(device_);
+    cudaEventDestroy(event_);
+  }
+  void record() override {
+    cudaSetDevice(device_);
+    TANDEM_CUDA_CHECK(cudaEventRecord(event_, stream_));
+  }
+  Status wait(std::chrono::milliseconds timeout) override {
+    cudaSetDevice(device_);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      const cudaError_t err = cudaEventQuery(event_);
+      if (err == cudaSuccess) return Status::Ok();
+      if (err != cudaErrorNotReady) {
+        cudaGetLastError();
+        return InternalError("waiting for the device: {}", cudaGetErrorString(err));
+      }
+      if (std::chrono::steady_clock::now() >= deadline)
+        return DeadlineExceededError("the device did not finish its work within {} ms", timeout.count());
+      std::this_thread::yield();
+    }
+  }
+
+ private:
+  int device_;
+  cudaStream_t stream_;
+  cudaEvent_t event_;
+};
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device_id) : device_id_(device_id) {}
@@ -49,6 +86,8 @@ class CudaBackend final : public Backend {
     for (void* p : device_allocs_) cudaFree(p);
     for (void* p : host_allocs_) cudaFreeHost(p);
     if (plan_copy_done_) cudaEventDestroy(plan_copy_done_);
+    for (cudaEvent_t e : async_rows_uploaded_)
+      if (e) cudaEventDestroy(e);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -69,15 +108,26 @@ class CudaBackend final : public Backend {
     const int64_t max_entries = static_cast<int64_t>(cuda::kDecodeSplitBlocksPerSm) * sm_count_ * 8;
     TANDEM_ASSIGN_OR_RETURN(void* po, device_alloc(sizeof(float) * max_entries * kMaxHeadDim));
     TANDEM_ASSIGN_OR_RETURN(void* pml, device_alloc(sizeof(float) * max_entries * 2));
-    partial_o_ = static_cast<float*>(po);
-    partial_ml_ = static_cast<float*>(pml);
+    // One split counter per decode block (seq x head group): at most kDecodeSplitBlocksPerSm * SMs while
+    // splits > 1. Zeroed once; the decode kernel leaves them zero after every launch.
+    const int64_t max_counters = static_cast<int64_t>(cuda::kDecodeSplitBlocksPerSm) * sm_count_;
+    TANDEM_ASSIGN_OR_RETURN(void* counters, device_alloc(sizeof(int) * max_counters));
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(counters, 0, sizeof(int) * max_counters, stream_));
+    decode_scratch_.partial_o = static_cast<float*>(po);
+    decode_scratch_.partial_ml = static_cast<float*>(pml);
+    decode_scratch_.split_counters = static_cast<int*>(counters);
     partial_entries_ = max_entries;
+    split_counter_entries_ = max_counters;
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(kInitialWorkItems));
     TANDEM_RETURN_IF_ERROR(fi_prefill_.init());
     TANDEM_ASSIGN_OR_RETURN(sample_rows_dev_, device_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_ids_dev_, device_alloc(sizeof(int32_t) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_rows_host_, host_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_ids_host_, host_alloc(sizeof(int32_t) * kSampleRowsCapacity));
+    for (int i = 0; i < 2; ++i) {
+      TANDEM_ASSIGN_OR_RETURN(async_rows_host_[i], host_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
+      TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&async_rows_uploaded_[i], cudaEventDisableTiming));
+    }
     return Status::Ok();
   }
 
@@ -116,6 +166,23 @@ class CudaBackend final : public Backend {
     use_device();
     TANDEM_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  Result<Buffer> allocate_host(size_t bytes) override {
+    use_device();
+    void* p = nullptr;
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaMallocHost(&p, std::max<size_t>(bytes, 1)));
+    return Buffer(p, bytes, Device::kCpu, [](void* q) { cudaFreeHost(q); });
+  }
+  void copy_to_host_async(void* host_dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    use_device();
+    TANDEM_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  }
+  Result<std::unique_ptr<DeviceMarker>> create_marker() override {
+    use_device();
+    cudaEvent_t e = nullptr;
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    return std::unique_ptr<DeviceMarker>(new CudaMarker(device_id_, stream_, e));
   }
   void copy_device(void* dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
@@ -241,7 +308,8 @@ class CudaBackend final : public Backend {
     plan_.num_decode = L.head_dim % 8 == 0 ? md.num_decode_seqs : 0;
     plan_.num_splits = cuda::decode_num_splits(plan_.num_decode, L.num_kv_heads, num_q_heads, sm_count_);
     TANDEM_CHECK(plan_.num_splits == 1 ||
-                 static_cast<int64_t>(plan_.num_decode) * num_q_heads * plan_.num_splits <= partial_entries_);
+                 (static_cast<int64_t>(plan_.num_decode) * num_q_heads * plan_.num_splits <= partial_entries_ &&
+                  cuda::decode_split_counters(plan_.num_decode, L.num_kv_heads, num_q_heads) <= split_counter_entries_));
     // Prefill at head_dim 128 goes through FlashInfer (prefill_attention_fi.h); other head dims (and
     // decodes the split-K kernel cannot take) through the WMMA kernel's work list.
     plan_.flashinfer_prefill = cuda::flashinfer_prefill_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
@@ -300,7 +368,7 @@ class CudaBackend final : public Backend {
     a.num_q_heads = plan_.num_q_heads;
     a.scale = scale;
     use_device();
-    cuda::launch_paged_decode(a, plan_.num_decode, plan_.num_splits, partial_o_, partial_ml_, stream_);
+    cuda::launch_paged_decode(a, plan_.num_decode, plan_.num_splits, decode_scratch_, stream_);
     if (plan_.flashinfer_prefill) {
       const cudaError_t err = cuda::launch_flashinfer_prefill(a, fi_prefill_.work(), stream_);
       TANDEM_CHECK(err == cudaSuccess, "flashinfer prefill launch failed: {}", cudaGetErrorString(err));
@@ -360,6 +428,51 @@ class CudaBackend final : public Backend {
       TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
       std::memcpy(out_host.data() + r0, ids_host, sizeof(int32_t) * chunk);
     }
+  }
+
+  // Asynchronous sampling: the rows go through one of two pinned slots (a slot is rewritten only after
+  // the device has read its previous contents), the ids stay on the device.
+  void sample_to_device(const TensorView& logits, std::span<const SamplingRow> rows, TensorView ids) override {
+    check_on_device(logits, DType::kF32, "sample logits");
+    check_on_device(ids, DType::kI32, "sample ids");
+    const int64_t m = static_cast<int64_t>(rows.size());
+    TANDEM_CHECK(ids.numel() >= m && logits.ndim == 2 && logits.dim(0) >= m, "sample_to_device: {} rows, logits {}, ids {}",
+                 m, logits.shape_string(), ids.shape_string());
+    const int vocab = static_cast<int>(logits.dim(1));
+    use_device();
+    for (int64_t r0 = 0; r0 < m; r0 += kSampleRowsCapacity) {
+      const int chunk = static_cast<int>(std::min<int64_t>(kSampleRowsCapacity, m - r0));
+      const int slot = async_rows_slot_;
+      async_rows_slot_ ^= 1;
+      TANDEM_CUDA_CHECK(cudaEventSynchronize(async_rows_uploaded_[slot]));
+      auto* rows_host = static_cast<cuda::SamplingRowDevice*>(async_rows_host_[slot]);
+      for (int i = 0; i < chunk; ++i) {
+        const SamplingRow& r = rows[r0 + i];
+        rows_host[i] = cuda::SamplingRowDevice{r.temperature, r.top_k, r.top_p, r.min_p, r.seed, r.step};
+      }
+      TANDEM_CUDA_CHECK(cudaMemcpyAsync(sample_rows_dev_, rows_host, sizeof(cuda::SamplingRowDevice) * chunk,
+                                        cudaMemcpyHostToDevice, stream_));
+      TANDEM_CUDA_CHECK(cudaEventRecord(async_rows_uploaded_[slot], stream_));
+      cuda::launch_sample(logits.as<float>() + r0 * vocab, chunk, vocab,
+                          static_cast<const cuda::SamplingRowDevice*>(sample_rows_dev_), ids.as<int32_t>() + r0,
+                          stream_);
+      check_launch("sample");
+    }
+  }
+
+  void scatter_ids(const TensorView& src, const TensorView& src_index, const TensorView& dst_index,
+                   TensorView dst) override {
+    check_on_device(src, DType::kI32, "scatter_ids src");
+    check_on_device(src_index, DType::kI32, "scatter_ids src_index");
+    check_on_device(dst_index, DType::kI32, "scatter_ids dst_index");
+    check_on_device(dst, DType::kI32, "scatter_ids dst");
+    const int m = static_cast<int>(src_index.numel());
+    TANDEM_CHECK(dst_index.numel() >= m, "scatter_ids: {} destinations for {} ids", dst_index.numel(), m);
+    if (m == 0) return;
+    use_device();
+    cuda::launch_scatter_ids(src.as<int32_t>(), src_index.as<int32_t>(), dst_index.as<int32_t>(), dst.as<int32_t>(), m,
+                             stream_);
+    check_launch("scatter_ids");
   }
 
   // ---- graphs ----
@@ -489,9 +602,9 @@ class CudaBackend final : public Backend {
   // Measured on H100 (PERF_NOTES.md): the GEMV beats cuBLASLt at M <= 2 on every Llama-8B shape (2.3-3.1
   // vs 2.0-2.8 TB/s) but loses at M >= 4 on o_proj and down_proj.
   int gemv_max_m_ = 2;
-  float* partial_o_ = nullptr;
-  float* partial_ml_ = nullptr;
+  cuda::DecodeScratch decode_scratch_;  // split partials and counters (device)
   int64_t partial_entries_ = 0;
+  int64_t split_counter_entries_ = 0;
   int32_t* work_dev_ = nullptr;
   int32_t* work_host_ = nullptr;
   int64_t work_capacity_ = 0;
@@ -501,6 +614,9 @@ class CudaBackend final : public Backend {
   void* sample_ids_dev_ = nullptr;
   void* sample_rows_host_ = nullptr;
   void* sample_ids_host_ = nullptr;
+  void* async_rows_host_[2] = {nullptr, nullptr};
+  cudaEvent_t async_rows_uploaded_[2] = {nullptr, nullptr};
+  int async_rows_slot_ = 0;
 };
 
 }  // namespace

@@ -55,14 +55,24 @@ struct PagedAttentionArgs {
 
 // Decode: sequences [0, num_decode_seqs) have one query token each. The context of each is split into
 // `num_splits` ranges (fixed by the launch shape, never by context lengths, so CUDA graphs stay valid);
-// with num_splits > 1 the partials go to partial_o [num_decode_seqs*Hq*num_splits, D] fp32 and
-// partial_ml [same, 2] fp32 and a second kernel merges them.
+// with num_splits > 1 each split block writes its partial to partial_o [num_decode_seqs*Hq*num_splits, D]
+// fp32 and partial_ml [same, 2] fp32, and the last split block of each (seq, head group) to finish merges
+// them in the same kernel (split_counters: decode_split_counters() ints, zero before the first launch;
+// the kernel leaves them zero again).
 // Splits > 1 only while the decode blocks stay under kDecodeSplitBlocksPerSm * SMs (so the partials
-// need at most that many blocks x 8 q heads entries).
-constexpr int kDecodeSplitBlocksPerSm = 8;
+// need at most that many blocks x 8 q heads entries, and the counters at most that many ints); it is
+// also the kernel's occupancy bound (blocks per SM), so split blocks fill about one wave.
+constexpr int kDecodeSplitBlocksPerSm = 4;
+constexpr int kMaxDecodeSplits = 128;
+struct DecodeScratch {
+  float* partial_o = nullptr;
+  float* partial_ml = nullptr;
+  int* split_counters = nullptr;
+};
 int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count);
-void launch_paged_decode(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, float* partial_o,
-                         float* partial_ml, cudaStream_t stream);
+int decode_split_counters(int num_decode_seqs, int num_kv_heads, int num_q_heads);
+void launch_paged_decode(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, const DecodeScratch& scratch,
+                         cudaStream_t stream);
 
 // Prefill: work items (seq, first query token of the tile) from the plan, int32 pairs; seq < 0 = no work.
 // A tile covers prefill_tile_tokens(G) query tokens of all G = Hq/Hk heads of one kv head.
@@ -86,6 +96,9 @@ struct SamplingRowDevice {
 // One token per row of fp32 logits [m, vocab] into out_ids (device, int32 [m]).
 void launch_sample(const float* logits, int m, int vocab, const SamplingRowDevice* rows, int32_t* out_ids,
                    cudaStream_t stream);
+// dst[dst_index[i]] = src[src_index[i]], i in [0, m).
+void launch_scatter_ids(const int32_t* src, const int32_t* src_index, const int32_t* dst_index, int32_t* dst, int m,
+                        cudaStream_t stream);
 // Test hook: out[i] = uniform_from_hash(seed, step, i) computed on the device, i in [0, n).
 void launch_uniform_from_hash(uint64_t seed, uint64_t step, int n, float* out, cudaStream_t stream);
 

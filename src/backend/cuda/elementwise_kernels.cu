@@ -119,7 +119,8 @@ __global__ void gather_rows_kernel(const Word* x, const int32_t* row_ids, Word* 
   for (int64_t w = threadIdx.x; w < words; w += blockDim.x) o[w] = s[w];
 }
 
-// One block per token: rotate q and k pairs (i, i + D/2), write rotated k and v into the pool.
+// Scalar path (any head_dim): one block per token: rotate q and k pairs (i, i + D/2), write rotated k
+// and v into the pool.
 __global__ void rope_cache_kernel(bf16* q, int64_t q_stride, bf16* k, int64_t k_stride, const bf16* v, int64_t v_stride,
                                   const float* cos_sin, const int32_t* positions, const int32_t* slot_mapping,
                                   int num_q_heads, KvPoolLayer kv) {
@@ -159,6 +160,62 @@ __global__ void rope_cache_kernel(bf16* q, int64_t q_stride, bf16* k, int64_t k_
     const bf16* vt = v + static_cast<int64_t>(t) * v_stride;
     bf16* vd = pool + k_dst + kv.elems_per_page;
     for (int j = threadIdx.x; j < Hk * D; j += blockDim.x) vd[j] = vt[j];
+  }
+}
+
+
+// Vector path (head_dim % 16 == 0, 16-byte aligned rows): one thread per 8 rotation pairs
+// (i..i+7 with i+D/2..i+D/2+7) of one q or k head, or per 8 elements of one v row; grid (token, items / 128),
+// so a decode step of a few tokens still spreads over several blocks and a prefill over all SMs.
+// Same fp32 math as rope_cache_kernel.
+__global__ void rope_cache_vec_kernel(bf16* q, int64_t q_stride, bf16* k, int64_t k_stride, const bf16* v,
+                                      int64_t v_stride, const float* cos_sin, const int32_t* positions,
+                                      const int32_t* slot_mapping, int num_q_heads, KvPoolLayer kv) {
+  const int t = blockIdx.x;
+  const int D = kv.head_dim, half = D / 2, Hk = kv.num_kv_heads;
+  const int vph = half / 8;  // vectors per rotated half-head
+  const int nq = num_q_heads * vph, nk = Hk * vph, nv = Hk * D / 8;
+  const int item = blockIdx.y * blockDim.x + threadIdx.x;
+  if (item >= nq + nk + nv) return;
+  bf16* pool = static_cast<bf16*>(kv.base);
+  auto slot_offset = [&]() -> int64_t {
+    const int slot = slot_mapping[t];
+    if (slot < 0) return -1;
+    return (slot / kv.block_size) * kv.elems_per_block + kv.layer_offset +
+           static_cast<int64_t>(slot % kv.block_size) * Hk * D;
+  };
+  if (item < nq + nk) {
+    const bool is_q = item < nq;
+    const int r = is_q ? item : item - nq;
+    const int h = r / vph, i = (r % vph) * 8;
+    const int64_t k_dst = is_q ? -1 : slot_offset();
+    const float* cs = cos_sin + static_cast<int64_t>(positions[t]) * D;
+    bf16* row = is_q ? q + static_cast<int64_t>(t) * q_stride + h * D : k + static_cast<int64_t>(t) * k_stride + h * D;
+    float x1[8], x2[8], r1[8], r2[8];
+    load_bf16x8(row + i, x1);
+    load_bf16x8(row + half + i, x2);
+    const float4 c0 = *reinterpret_cast<const float4*>(cs + i), c1 = *reinterpret_cast<const float4*>(cs + i + 4);
+    const float4 s0 = *reinterpret_cast<const float4*>(cs + half + i);
+    const float4 s1 = *reinterpret_cast<const float4*>(cs + half + i + 4);
+    const float c[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+    const float sn[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      r1[e] = x1[e] * c[e] - x2[e] * sn[e];
+      r2[e] = x2[e] * c[e] + x1[e] * sn[e];
+    }
+    store_bf16x8(row + i, r1);
+    store_bf16x8(row + half + i, r2);
+    if (k_dst >= 0) {
+      store_bf16x8(pool + k_dst + h * D + i, r1);
+      store_bf16x8(pool + k_dst + h * D + half + i, r2);
+    }
+  } else {
+    const int64_t k_dst = slot_offset();
+    if (k_dst < 0) return;
+    const int r = (item - nq - nk) * 8;
+    *reinterpret_cast<uint4*>(pool + k_dst + kv.elems_per_page + r) =
+        *reinterpret_cast<const uint4*>(v + static_cast<int64_t>(t) * v_stride + r);
   }
 }
 
@@ -226,6 +283,18 @@ void launch_rope_and_cache_write(void* q, int64_t q_stride, void* k, int64_t k_s
                                  const int32_t* slot_mapping, int n, int num_q_heads, const KvPoolLayer& kv,
                                  cudaStream_t stream) {
   if (n <= 0) return;
+  const int D = kv.head_dim;
+  const bool vec = D % 16 == 0 && q_stride % 8 == 0 && k_stride % 8 == 0 && v_stride % 8 == 0 && aligned16(q) &&
+                   aligned16(k) && aligned16(v) && aligned16(cos_sin) && aligned16(kv.base);
+  if (vec) {
+    const int items = (num_q_heads + kv.num_kv_heads) * (D / 16) + kv.num_kv_heads * D / 8;
+    const int threads = 128;
+    const dim3 grid(n, (items + threads - 1) / threads);
+    rope_cache_vec_kernel<<<grid, threads, 0, stream>>>(static_cast<bf16*>(q), q_stride, static_cast<bf16*>(k), k_stride,
+                                                        static_cast<const bf16*>(v), v_stride, cos_sin, positions,
+                                                        slot_mapping, num_q_heads, kv);
+    return;
+  }
   rope_cache_kernel<<<n, 128, 0, stream>>>(static_cast<bf16*>(q), q_stride, static_cast<bf16*>(k), k_stride,
                                            static_cast<const bf16*>(v), v_stride, cos_sin, positions, slot_mapping,
                                            num_q_heads, kv);

@@ -185,4 +185,17 @@ void launch_uniform_from_hash(uint64_t seed, uint64_t step, int n, float* out, c
   uniform_kernel<<<(n + 255) / 256, 256, 0, stream>>>(seed, step, n, out);
 }
 
+namespace {
+__global__ void scatter_ids_kernel(const int32_t* src, const int32_t* src_index, const int32_t* dst_index,
+                                   int32_t* dst, int m) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < m) dst[dst_index[i]] = src[src_index[i]];
+}
+}  // namespace
+
+void launch_scatter_ids(const int32_t* src, const int32_t* src_index, const int32_t* dst_index, int32_t* dst, int m,
+                        cudaStream_t stream) {
+  scatter_ids_kernel<<<(m + 127) / 128, 128, 0, stream>>>(src, src_index, dst_index, dst, m);
+}
+
 }  // namespace tandem::cuda
