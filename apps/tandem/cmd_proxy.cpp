@@ -100,8 +100,13 @@ void register_proxy(CLI::App& app, int& exit_code) {
   cmd->add_option("--request-timeout", flags->request_timeout_s, "Seconds for any one leg in total")->capture_default_str();
   cmd->add_option("--health-interval", flags->health_interval_s, "Seconds between instance health checks")->capture_default_str();
   cmd->add_option("--health-timeout", flags->health_timeout_s, "Seconds a health check may take")->capture_default_str();
-  cmd->add_option("--threads", c.server_threads, "Client-facing I/O threads")->capture_default_str();
-  cmd->add_option("--upstream-threads", c.upstream_threads, "Threads for the connections to instances")->capture_default_str();
+  cmd->add_option("--threads", c.server_threads,
+                  "I/O threads (client connections, and with --upstream-threads 0 the instance connections too)")
+      ->capture_default_str();
+  cmd->add_option("--upstream-threads", c.upstream_threads,
+                  "Separate threads for the connections to instances (0: each request uses its client "
+                  "connection's thread, which saves a thread switch per relayed chunk)")
+      ->capture_default_str();
   cmd->callback([flags, &exit_code] { exit_code = run_proxy(*flags); });
 
   // `tandem proxy-bench`: the proxy's added latency over direct calls (see proxy/overhead_bench.h).
@@ -111,13 +116,23 @@ void register_proxy(CLI::App& app, int& exit_code) {
   b->add_option("--streams", bench->streams, "Concurrent streams")->capture_default_str();
   b->add_option("--tokens", bench->tokens, "Chunks per stream")->capture_default_str();
   b->add_option("--interval-ms", *interval_ms, "Milliseconds between chunks of a stream")->capture_default_str();
-  b->add_option("--client-threads", bench->client_threads, "Load generator threads")->capture_default_str();
-  b->add_option("--proxy-threads", bench->proxy_threads, "Proxy client-facing and upstream threads (each)")
+  b->add_option("--client-threads", bench->client_threads, "Load generator threads (0: a quarter of the cores, >= 2)")
       ->capture_default_str();
-  b->add_option("--instance-threads", bench->instance_threads, "Mock instance I/O threads")->capture_default_str();
-  b->add_flag("--disaggregated", bench->disaggregated, "Route as 1P1D (the mock plays both roles) instead of colocated");
-  b->callback([bench, interval_ms, &exit_code] {
+  b->add_option("--proxy-threads", bench->proxy_threads, "Proxy I/O threads, as `tandem proxy --threads` (0: half the cores, >= 2)")
+      ->capture_default_str();
+  b->add_option("--proxy-upstream-threads", bench->proxy_upstream_threads,
+                "As `tandem proxy --upstream-threads` (0: the proxy's I/O threads drive both sides)")
+      ->capture_default_str();
+  b->add_option("--instance-threads", bench->instance_threads, "I/O threads of each mock instance (0: a quarter of the cores, >= 2)")
+      ->capture_default_str();
+  b->add_flag("--disaggregated", bench->disaggregated, "Route as 1P1D (a second mock as the prefill instance) instead of colocated");
+  auto no_warmup = std::make_shared<bool>(false);
+  b->add_flag("--no-warmup", *no_warmup,
+              "Measure the first proxied run (every stream also opens its connections to the instances) instead "
+              "of a second one over the warm upstream pool");
+  b->callback([bench, interval_ms, no_warmup, &exit_code] {
     bench->interval = std::chrono::milliseconds(*interval_ms);
+    bench->warmup = !*no_warmup;
     spdlog::set_level(spdlog::level::warn);
     Status st = proxy::run_overhead_bench(*bench);
     if (!st.ok()) std::fprintf(stderr, "error: %s\n", st.to_string().c_str());

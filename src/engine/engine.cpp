@@ -244,6 +244,12 @@ Status Engine::Impl::init() {
   sched_ = std::make_unique<Scheduler>(SchedulerConfig{config_.max_num_seqs, config_.max_num_batched_tokens}, *bm_,
                                        connector_.get());
   TANDEM_ASSIGN_OR_RETURN(runner_, ModelRunner::create(*backend_, *model_, pool_->view(), ro));
+  if (backend_->device() != Device::kCpu) {
+    const TimePoint t0 = Clock::now();
+    TANDEM_RETURN_IF_ERROR(runner_->warm_up(num_blocks).with_context("warming up the model runner"));
+    TLOG_INFO("warm-up: a {}-token prefill and {} decode graphs in {:.2f} s", std::min<int64_t>(config_.max_num_batched_tokens, max_len),
+              runner_->num_graphs(), seconds_between(t0, Clock::now()));
+  }
   sampler_ = std::make_unique<Sampler>(*backend_, model_config_.vocab_size, eos_ids_);
   async_ = config_.async_scheduling;
   for (int i = 0; i < 2; ++i) {

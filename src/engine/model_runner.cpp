@@ -65,6 +65,32 @@ TensorView ModelRunner::sampled_ids(int rows) const {
   return TensorView(sampled_dev_.data(), DType::kI32, backend_.device(), {rows});
 }
 
+Status ModelRunner::warm_up(int64_t num_kv_blocks) {
+  const int bs = kv_.layout.block_size;
+  const int64_t tokens = std::min<int64_t>({opt_.max_num_batched_tokens, opt_.max_model_len,
+                                             num_kv_blocks * bs, static_cast<int64_t>(max_blocks_per_seq_) * bs});
+  if (tokens <= 0) return Status::Ok();
+  std::vector<int32_t> ids(static_cast<size_t>(tokens), 0);
+  std::vector<int32_t> table(static_cast<size_t>((tokens + bs - 1) / bs));
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+  const RunnerSeq prefill{ids, 0, static_cast<int32_t>(tokens), table, true};
+  TANDEM_ASSIGN_OR_RETURN(TensorView logits, execute({&prefill, 1}, 0));
+  std::vector<SamplingRow> rows(1);
+  rows[0].temperature = 0.0f;
+  int32_t token = 0;
+  backend_.sample(logits, rows, {&token, 1});
+  // One decode batch per graph bucket: one-token sequences over block 0.
+  const std::vector<int32_t> one(1, 0), block0(1, 0);
+  for (int bucket : buckets_) {
+    if (!graphs_enabled_) break;
+    std::vector<RunnerSeq> seqs(static_cast<size_t>(bucket), RunnerSeq{one, 0, 1, block0, true});
+    TANDEM_ASSIGN_OR_RETURN(TensorView l, execute(seqs, bucket));
+    (void)l;
+  }
+  backend_.synchronize();
+  return Status::Ok();
+}
+
 int ModelRunner::num_graphs() const {
   return static_cast<int>(std::count_if(bucket_graph_.begin(), bucket_graph_.end(), [](int g) { return g >= 0; }));
 }

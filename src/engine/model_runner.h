@@ -59,6 +59,10 @@ class ModelRunner {
   TensorView sampled_ids(int rows) const;
 
   int vocab_size() const { return vocab_; }
+  // Runs a full-budget prefill once and captures the graph of every decode bucket, so the first requests
+  // pay neither lazy kernel loading and library set-up nor graph capture (vLLM warms up likewise). Writes
+  // garbage K/V into the pool's first blocks: call before any request owns blocks.
+  Status warm_up(int64_t num_kv_blocks);
   // Number of graphs captured so far (0 when graphs are off).
   int num_graphs() const;
   // Benchmarks: runs the previous step's graph again on the same inputs (pure device time of a decode

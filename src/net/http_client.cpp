@@ -74,7 +74,8 @@ class CallImpl : public HttpCall, public std::enable_shared_from_this<CallImpl> 
         req_spec_(std::move(request)),
         cb_(std::move(cb)),
         resolver_(state_->io),
-        resolve_timer_(state_->io) {
+        resolve_timer_(state_->io),
+        body_timer_(state_->io) {
     deadline_ = SteadyClock::now() + req_spec_.total_timeout;
   }
 
@@ -206,14 +207,26 @@ class CallImpl : public HttpCall, public std::enable_shared_from_this<CallImpl> 
     });
   }
 
+  // Body pieces (one per streamed chunk) are read without a per-read socket timer: each read moves
+  // last_read_, and one watchdog wait (body_timer_) checks the idle and total limits when it expires.
   void read_body() {
     if (parser_->is_done()) return complete_ok();
     parser_->get().body().data = body_buf_.data();
     parser_->get().body().size = body_buf_.size();
-    arm(req_spec_.idle_timeout);
+    if (!body_watch_pending_) {
+      stream_->expires_never();
+      last_read_ = SteadyClock::now();
+      watch_body();
+    }
     auto self = shared_from_this();
     http::async_read_some(*stream_, buffer_, *parser_, [self](beast::error_code ec, size_t) {
       if (self->done_) return;
+      if (self->body_timed_out_) {
+        return self->finish(self->deadline_ <= SteadyClock::now()
+                                ? DeadlineExceededError("HTTP read body: total timeout exceeded")
+                                : status_from_error(beast::error::timeout, "read body"));
+      }
+      self->last_read_ = SteadyClock::now();
       if (ec == http::error::need_buffer) ec = {};
       size_t got = self->body_buf_.size() - self->parser_->get().body().size;
       if (got > 0 && self->cb_.on_body) {
@@ -221,13 +234,24 @@ class CallImpl : public HttpCall, public std::enable_shared_from_this<CallImpl> 
         if (self->done_) return;
       }
       if (ec == http::error::end_of_stream && self->parser_->is_done()) ec = {};
-      if (ec) {
-        if (self->deadline_ <= SteadyClock::now() && ec == beast::error::timeout) {
-          return self->finish(DeadlineExceededError("HTTP read body: total timeout exceeded"));
-        }
-        return self->finish(status_from_error(ec, "read body"));
-      }
+      if (ec) return self->finish(status_from_error(ec, "read body"));
       self->read_body();
+    });
+  }
+
+  void watch_body() {
+    body_watch_pending_ = true;
+    body_timer_.expires_at(std::min(last_read_ + req_spec_.idle_timeout, deadline_));
+    auto self = shared_from_this();
+    body_timer_.async_wait([self](const beast::error_code& ec) {
+      self->body_watch_pending_ = false;
+      if (ec || self->done_) return;
+      const auto now = SteadyClock::now();
+      if (now < std::min(self->last_read_ + self->req_spec_.idle_timeout, self->deadline_)) {
+        return self->watch_body();  // bytes arrived meanwhile
+      }
+      self->body_timed_out_ = true;
+      self->stream_->cancel();  // the pending read completes with operation_aborted: reported as a timeout
     });
   }
 
@@ -261,6 +285,7 @@ class CallImpl : public HttpCall, public std::enable_shared_from_this<CallImpl> 
     done_ = true;
     state_->active.erase(this);
     resolve_timer_.cancel();
+    body_timer_.cancel();
     resolver_.cancel();
     if (stream_) {
       beast::error_code ignored;
@@ -278,11 +303,16 @@ class CallImpl : public HttpCall, public std::enable_shared_from_this<CallImpl> 
   HttpResponseCallbacks cb_;
   tcp::resolver resolver_;
   asio::steady_timer resolve_timer_;
+  asio::steady_timer body_timer_;  // the body-read watchdog (see read_body)
+  SteadyClock::time_point last_read_;
+  bool body_watch_pending_ = false;
+  bool body_timed_out_ = false;
   std::optional<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> req_;
   std::optional<http::response_parser<http::buffer_body>> parser_;
-  std::array<char, 64 * 1024> body_buf_{};
+  // Body bytes of one read (not zeroed: every call used to memset 64 KB, and a proxy holds thousands).
+  std::array<char, 16 * 1024> body_buf_;
   SteadyClock::time_point deadline_;
   bool reused_ = false;
   bool retried_ = false;

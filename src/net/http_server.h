@@ -15,7 +15,10 @@
 //   server.stop();                                  // then close everything and join the threads.
 //
 // Model: a small pool of I/O threads runs one io_context; each connection lives on its own strand, so
-// a handler and all writer callbacks of one connection never run concurrently. Handlers run on an I/O
+// a handler and all writer callbacks of one connection never run concurrently. With
+// options.context_per_thread each I/O thread runs its own io_context instead and a connection stays on
+// one of them (round-robin): code running on that thread (e.g. an HttpClient bound to the same
+// io_context, see io_context()) then answers through the ResponseWriter without a thread switch. Handlers run on an I/O
 // thread and must not block; long work (an engine request) answers later through the ResponseWriter,
 // from any thread. Connections are keep-alive (HTTP/1.1 default) and pipelining-safe (one request at a
 // time per connection). While a response is pending, the server keeps a read open on the socket so that
@@ -35,12 +38,18 @@
 #include "common/status.h"
 #include "net/router.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace tandem {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: an ephemeral port (see port())
   int num_io_threads = 2;
+  bool context_per_thread = false;  // one io_context per I/O thread (see above) instead of one shared
+  std::string thread_name = "http-io";  // I/O thread names (Linux: up to 15 characters, for top/perf)
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 32 * 1024 * 1024;
   std::chrono::milliseconds read_timeout{60000};   // waiting for / receiving one request
@@ -81,6 +90,13 @@ class HttpServer {
   void stop();
 
   HttpServerStats stats() const;
+
+  // The io_contexts the I/O threads run (one shared one, or one per thread with
+  // options.context_per_thread); they live as long as the server and are run between start() and
+  // stop(). Others may bind their own I/O objects to them; such objects must be destroyed before the
+  // server (after stop() that is safe from any one thread: nothing runs the io_contexts any more).
+  size_t num_io_contexts() const;
+  boost::asio::io_context& io_context(size_t index);
 
   class Impl;
 

@@ -49,7 +49,11 @@ HttpResponse default_error(const HttpServerShared& shared, int status, std::stri
 }  // namespace
 
 HttpSession::HttpSession(Socket socket, std::shared_ptr<HttpServerShared> shared, uint64_t id)
-    : socket_(std::move(socket)), timer_(socket_.get_executor()), shared_(std::move(shared)), id_(id) {
+    : socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      write_timer_(socket_.get_executor()),
+      shared_(std::move(shared)),
+      id_(id) {
   error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
@@ -298,7 +302,8 @@ void HttpSession::start_write() {
   }
   out_.clear();
   write_pending_ = true;
-  arm_timer(shared_->options.write_timeout);
+  write_deadline_ = std::chrono::steady_clock::now() + shared_->options.write_timeout;
+  if (!write_watch_pending_) watch_write();
   asio::async_write(socket_, asio::buffer(writing_),
                     [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
 }
@@ -306,7 +311,6 @@ void HttpSession::start_write() {
 void HttpSession::on_write(error_code ec) {
   write_pending_ = false;
   if (phase_ == Phase::kClosed) return;
-  disarm_timer();
   if (ec) return close_now();
   out_bytes_ -= std::min(out_bytes_, writing_.size());
   buffered_atomic_.store(out_bytes_, std::memory_order_relaxed);
@@ -380,6 +384,18 @@ void HttpSession::disarm_timer() {
   timer_.cancel();
 }
 
+void HttpSession::watch_write() {
+  write_watch_pending_ = true;
+  write_timer_.expires_at(write_deadline_);
+  write_timer_.async_wait([self = shared_from_this()](error_code ec) {
+    self->write_watch_pending_ = false;
+    if (ec || self->phase_ == Phase::kClosed || !self->write_pending_) return;
+    if (std::chrono::steady_clock::now() < self->write_deadline_) return self->watch_write();  // writes went on
+    TLOG_DEBUG("http: closing {}: a write timed out", self->remote_);
+    self->close_now();
+  });
+}
+
 void HttpSession::close_now() {
   if (phase_ == Phase::kClosed) return;
   bool was_incomplete = phase_ == Phase::kHandling && response_ != ResponseState::kComplete;
@@ -387,6 +403,7 @@ void HttpSession::close_now() {
   shared_->connections_open.fetch_sub(1);
   closed_seq_.store(seq_ + 1);
   disarm_timer();
+  write_timer_.cancel();
   error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);

@@ -85,11 +85,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void arm_timer(std::chrono::milliseconds d);
   void disarm_timer();
+  void watch_write();  // (re)arms write_timer_ for write_deadline_
   void close_now();
 
   Socket socket_;
-  boost::asio::steady_timer timer_;
+  boost::asio::steady_timer timer_;  // reading: idle keep-alive and request receive time
   uint64_t timer_gen_ = 0;
+  // Writes: instead of arming and cancelling a timer for every write (every streamed chunk), each write
+  // moves write_deadline_ and one watchdog wait checks it when it expires, re-arming while writes go on.
+  boost::asio::steady_timer write_timer_;
+  std::chrono::steady_clock::time_point write_deadline_;
+  bool write_watch_pending_ = false;
   std::shared_ptr<HttpServerShared> shared_;
   uint64_t id_;
   boost::beast::flat_buffer buffer_;

@@ -39,8 +39,13 @@ std::string sse_comment(std::string_view text) { return fmt::format(": {}\n\n", 
 
 std::string http_chunk(std::string_view data) {
   if (data.empty()) return {};
-  std::string out = fmt::format("{:x}\r\n", data.size());
-  out.reserve(out.size() + data.size() + 2);
+  char size[20];
+  int n = 0;
+  for (size_t v = data.size(); v != 0; v >>= 4) size[n++] = "0123456789abcdef"[v & 0xf];
+  std::string out;
+  out.reserve(static_cast<size_t>(n) + data.size() + 4);
+  while (n > 0) out += size[--n];
+  out += "\r\n";
   out.append(data);
   out += "\r\n";
   return out;

@@ -1,14 +1,24 @@
 // Proxy overhead benchmark (see overhead_bench.h).
 #include "proxy/overhead_bench.h"
 
+#include <pthread.h>
+#include <unistd.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <boost/asio/io_context.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -24,6 +34,57 @@ namespace {
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// Thread names of the parties (the CPU accounting groups threads by these).
+constexpr const char* kMockIoThread = "mock-io";
+constexpr const char* kMockTickThread = "mock-ticker";
+constexpr const char* kClientThread = "bench-client";
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// CPU seconds used so far by the live threads of this process, summed by thread name. Read from
+// /proc/self/task/<tid>/schedstat (nanoseconds); empty where /proc is not available. "<name>/user" and
+// "<name>/sys" hold the user and kernel clock ticks of /proc/self/task/<tid>/stat (coarse: 10 ms), in
+// seconds, for the split between the two.
+std::map<std::string, double> cpu_seconds_by_thread_name() {
+  std::map<std::string, double> out;
+  static const double tick = 1.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm(entry.path() / "comm");
+    std::ifstream sched(entry.path() / "schedstat");
+    std::string name;
+    uint64_t run_ns = 0;
+    if (!std::getline(comm, name) || !(sched >> run_ns)) continue;
+    out[name] += static_cast<double>(run_ns) * 1e-9;
+    std::ifstream stat_file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(paren + 1));
+    std::string field;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {  // field 3 is the state; 14 utime, 15 stime
+      if (i == 14) out[name + "/user"] += std::strtod(field.c_str(), nullptr) * tick;
+      if (i == 15) out[name + "/sys"] += std::strtod(field.c_str(), nullptr) * tick;
+    }
+  }
+  return out;
+}
+
+// Per thread name: CPU seconds used between two snapshots.
+std::map<std::string, double> cpu_delta(const std::map<std::string, double>& before,
+                                        const std::map<std::string, double>& after) {
+  std::map<std::string, double> out;
+  for (const auto& [name, sec] : after) {
+    auto it = before.find(name);
+    out[name] = sec - (it == before.end() ? 0.0 : it->second);
+  }
+  return out;
 }
 
 std::string chunk_event(int64_t stamp, bool last) {
@@ -58,6 +119,7 @@ class MockInstance {
     opts.host = "127.0.0.1";
     opts.port = 0;
     opts.num_io_threads = threads;
+    opts.thread_name = kMockIoThread;
     server_ = std::make_unique<HttpServer>(std::move(opts), router_.as_handler());
   }
   ~MockInstance() {
@@ -67,10 +129,14 @@ class MockInstance {
   }
   Status start() {
     TANDEM_RETURN_IF_ERROR(server_->start());
-    ticker_ = std::thread([this] { tick_loop(); });
+    ticker_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), kMockTickThread);
+      tick_loop();
+    });
     return Status::Ok();
   }
   int port() const { return server_->port(); }
+  int64_t connections_total() const { return server_->stats().connections_total; }
 
  private:
   struct Stream {
@@ -123,6 +189,8 @@ struct PhaseResult {
   int ok = 0;
   int failed = 0;
   double seconds = 0;
+  double client_cpu_seconds = 0;            // the load generator's threads
+  std::map<std::string, double> cpu_seconds;  // the other threads, by name
 };
 
 // Opens `streams` concurrent streaming requests to port, spread over client threads.
@@ -130,10 +198,12 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
   PhaseResult total;
   std::mutex mu;
   std::vector<std::thread> threads;
+  const auto cpu_before = cpu_seconds_by_thread_name();
   const auto start = Clock::now();
   for (int t = 0; t < o.client_threads; ++t) {
     const int n = o.streams / o.client_threads + (t < o.streams % o.client_threads ? 1 : 0);
     threads.emplace_back([&, n] {
+      pthread_setname_np(pthread_self(), kClientThread);
       PhaseResult mine;
       boost::asio::io_context io;
       {
@@ -144,6 +214,20 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
           TimePoint sent;
           bool first = true;
         };
+        // Open the connections first (n concurrent GET /health), as a client with a connection pool
+        // would have them: TTFT then measures the request path, not the TCP handshakes and accepts.
+        int opened = 0;
+        for (int i = 0; i < n; ++i) {
+          net::HttpClientRequest ping;
+          ping.target = "/health";
+          ping.connect_timeout = std::chrono::seconds(30);
+          client.request(std::move(ping), {.on_head = nullptr, .on_body = nullptr, .on_complete = [&opened](const Status& s) {
+                                             opened += s.ok();
+                                           }});
+        }
+        io.run_for(std::chrono::seconds(60));  // returns as soon as every ping completed
+        io.restart();
+        mine.failed += n - opened;
         std::vector<StreamState> states(static_cast<size_t>(n));
         for (int i = 0; i < n; ++i) {
           net::HttpClientRequest req;
@@ -177,7 +261,9 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
         io.run_for(std::chrono::milliseconds(o.interval * (o.tokens + 2)) + std::chrono::seconds(60));
       }
       io.run_for(std::chrono::seconds(1));  // let cancelled calls finish
+      mine.client_cpu_seconds = thread_cpu_seconds();
       std::lock_guard lock(mu);
+      total.client_cpu_seconds += mine.client_cpu_seconds;
       total.ok += mine.ok;
       total.failed += mine.failed;
       total.ttft_ms.insert(total.ttft_ms.end(), mine.ttft_ms.begin(), mine.ttft_ms.end());
@@ -186,6 +272,8 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
   }
   for (auto& t : threads) t.join();
   total.seconds = seconds_between(start, Clock::now());
+  total.cpu_seconds = cpu_delta(cpu_before, cpu_seconds_by_thread_name());
+  total.cpu_seconds.erase(kClientThread);  // exited; counted by the threads themselves
   return total;
 }
 
@@ -205,33 +293,78 @@ void print_row(const char* name, std::vector<double>& direct, std::vector<double
   }
 }
 
+// Count and sum of the proxy's own latency histograms, to take the mean over one run.
+struct HopTotals {
+  std::array<int64_t, 4> count{};
+  std::array<double, 4> sum{};
+};
+
+HopTotals hop_totals(ProxyMetrics& m) {
+  HopTotals t;
+  const LatencyHistogram* h[4] = {&m.queue_seconds, &m.prefill_seconds, &m.handoff_seconds, &m.first_byte_seconds};
+  for (size_t i = 0; i < 4; ++i) {
+    t.count[i] = h[i]->count();
+    t.sum[i] = h[i]->sum_seconds();
+  }
+  return t;
+}
+
+// Microseconds of CPU per relayed chunk used by the threads named `name` (0 when none ran).
+double cpu_us_per_chunk(const PhaseResult& r, const std::string& name) {
+  if (r.chunk_ms.empty()) return 0;
+  auto it = r.cpu_seconds.find(name);
+  double sec = name == kClientThread ? r.client_cpu_seconds : (it == r.cpu_seconds.end() ? 0.0 : it->second);
+  return sec * 1e6 / static_cast<double>(r.chunk_ms.size());
+}
+
 }  // namespace
 
-Status run_overhead_bench(const OverheadBenchOptions& o) {
-  if (o.streams < 1 || o.tokens < 1 || o.client_threads < 1 || o.interval.count() < 1) {
-    return InvalidArgumentError("--streams, --tokens, --client-threads and --interval-ms must be positive");
+Status run_overhead_bench(const OverheadBenchOptions& options) {
+  OverheadBenchOptions o = options;
+  // A relayed chunk costs the proxy a receive and a send, about what it costs the load generator and the
+  // mock together, so the proxy gets as many threads as both (half the cores) to keep up with their bursts.
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int auto_threads = std::max(2, cores / 4);
+  if (o.client_threads == 0) o.client_threads = auto_threads;
+  if (o.proxy_threads == 0) o.proxy_threads = std::max(2, cores / 2);
+  if (o.instance_threads == 0) o.instance_threads = auto_threads;
+  if (o.streams < 1 || o.tokens < 1 || o.client_threads < 1 || o.proxy_threads < 1 || o.instance_threads < 1 ||
+      o.proxy_upstream_threads < 0 || o.interval.count() < 1) {
+    return InvalidArgumentError(
+        "--streams, --tokens, --interval-ms and the thread counts must be positive (0 threads: automatic; "
+        "--proxy-upstream-threads 0: shared)");
   }
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
     lim.rlim_cur = lim.rlim_max;
     setrlimit(RLIMIT_NOFILE, &lim);
   }
-  const rlim_t needed = static_cast<rlim_t>(o.streams) * 4 + 256;
+  // Both ends of every client connection, and of every pooled upstream connection (two per stream when
+  // disaggregated: the prefill and the decode pools).
+  const rlim_t needed = static_cast<rlim_t>(o.streams) * (o.disaggregated ? 6 : 4) + 256;
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < needed) {
     return ResourceExhaustedError("{} streams need about {} file descriptors; the limit is {} (ulimit -n)", o.streams,
                                   needed, static_cast<uint64_t>(lim.rlim_cur));
   }
+  // The decode (or colocated) instance, which the direct run calls; disaggregated runs add a prefill
+  // instance of its own, as a 1P1D fleet has (one mock in both roles would make prefill legs queue
+  // behind other streams' decode requests on the same threads, which no real fleet does).
   MockInstance mock(o.instance_threads, o.tokens, o.interval);
   TANDEM_RETURN_IF_ERROR(mock.start());
   const std::string url = fmt::format("http://127.0.0.1:{}", mock.port());
+  std::optional<MockInstance> prefill_mock;
+  if (o.disaggregated) {
+    prefill_mock.emplace(o.instance_threads, o.tokens, o.interval);
+    TANDEM_RETURN_IF_ERROR(prefill_mock->start());
+  }
 
   ProxyConfig cfg;
   cfg.host = "127.0.0.1";
   cfg.port = 0;
   cfg.server_threads = o.proxy_threads;
-  cfg.upstream_threads = o.proxy_threads;
+  cfg.upstream_threads = o.proxy_upstream_threads;
   if (o.disaggregated) {
-    cfg.prefill_urls = {url};
+    cfg.prefill_urls = {fmt::format("http://127.0.0.1:{}", prefill_mock->port())};
     cfg.decode_urls = {url};
   } else {
     cfg.colocated_urls = {url};
@@ -239,14 +372,22 @@ Status run_overhead_bench(const OverheadBenchOptions& o) {
   TANDEM_ASSIGN_OR_RETURN(auto proxy, ProxyServer::create(cfg));
   TANDEM_RETURN_IF_ERROR(proxy->start());
 
-  std::printf("proxy overhead: %d concurrent streams x %d chunks every %lld ms, %s routing, %d client / %d proxy / "
-              "%d instance threads\n",
+  std::printf("proxy overhead: %d concurrent streams x %d chunks every %lld ms, %s routing, %d client / %d proxy%s / "
+              "%d threads per mock instance, %u cores\n",
               o.streams, o.tokens, static_cast<long long>(o.interval.count()),
-              o.disaggregated ? "disaggregated (1P1D mock)" : "colocated", o.client_threads, o.proxy_threads,
-              o.instance_threads);
+              o.disaggregated ? "disaggregated (1P1D: a prefill mock and the decode mock)" : "colocated", o.client_threads, o.proxy_threads,
+              o.proxy_upstream_threads > 0 ? fmt::format(" (+{} upstream)", o.proxy_upstream_threads).c_str() : "",
+              o.instance_threads, std::thread::hardware_concurrency());
   std::fflush(stdout);
   PhaseResult direct = run_phase(mock.port(), o);
+  std::optional<PhaseResult> cold;
+  if (o.warmup) cold = run_phase(proxy->port(), o);
+  auto mock_connections = [&] { return mock.connections_total() + (prefill_mock ? prefill_mock->connections_total() : 0); };
+  const int64_t mock_connections_before = mock_connections();
+  const HopTotals hops_before = hop_totals(proxy->metrics());
   PhaseResult proxied = run_phase(proxy->port(), o);
+  const HopTotals hops_after = hop_totals(proxy->metrics());
+  const int64_t upstream_connections = mock_connections() - mock_connections_before;
   proxy->stop();
 
   std::printf("%s\n", std::string(58, '=').c_str());
@@ -256,6 +397,37 @@ Status run_overhead_bench(const OverheadBenchOptions& o) {
   std::printf("%-14s %10s %10s %10s   (ms)\n", "", "direct", "proxy", "overhead");
   print_row("TTFT", direct.ttft_ms, proxied.ttft_ms);
   print_row("chunk", direct.chunk_ms, proxied.chunk_ms);
+  std::printf("%-14s %10s %10s   (us of CPU per chunk received)\n", "CPU", "direct", "proxy");
+  const double proxy_us = cpu_us_per_chunk(proxied, "proxy-io") + cpu_us_per_chunk(proxied, "proxy-upstream");
+  std::printf("%-14s %10.2f %10.2f\n", "load generator", cpu_us_per_chunk(direct, kClientThread),
+              cpu_us_per_chunk(proxied, kClientThread));
+  std::printf("%-14s %10.2f %10.2f\n", "mock instance",
+              cpu_us_per_chunk(direct, kMockIoThread) + cpu_us_per_chunk(direct, kMockTickThread),
+              cpu_us_per_chunk(proxied, kMockIoThread) + cpu_us_per_chunk(proxied, kMockTickThread));
+  std::printf("%-14s %10s %10.2f\n", "proxy", "-", proxy_us);
+  {
+    auto get = [&](const char* key) {
+      auto it = proxied.cpu_seconds.find(key);
+      return it == proxied.cpu_seconds.end() ? 0.0 : it->second;
+    };
+    const double user = get("proxy-io/user") + get("proxy-upstream/user");
+    const double sys = get("proxy-io/sys") + get("proxy-upstream/sys");
+    if (user + sys > 0) std::printf("proxy CPU in the kernel (socket calls): %.0f%%\n", 100.0 * sys / (user + sys));
+  }
+  auto hop_ms = [&](size_t i) {
+    int64_t n = hops_after.count[i] - hops_before.count[i];
+    return n > 0 ? (hops_after.sum[i] - hops_before.sum[i]) * 1e3 / static_cast<double>(n) : 0.0;
+  };
+  std::printf("proxy-side means (ms): request in -> first leg sent %.3f | prefill leg %.3f | prefill answer -> first "
+              "decode byte %.3f | request in -> first bytes to the client %.3f\n",
+              hop_ms(0), hop_ms(1), hop_ms(2), hop_ms(3));
+  std::printf("connections the proxy opened to the mock during the measured run: %lld (%s)\n",
+              static_cast<long long>(upstream_connections), o.warmup ? "0 when the warm pool is reused" : "cold pool");
+  if (cold) {
+    std::printf("warm-up run (cold upstream pool): TTFT p50 %.3f p99 %.3f, chunk p50 %.3f p99 %.3f ms; %d failed\n",
+                percentile(cold->ttft_ms, 50), percentile(cold->ttft_ms, 99), percentile(cold->chunk_ms, 50),
+                percentile(cold->chunk_ms, 99), cold->failed);
+  }
   std::printf("%s\n", std::string(58, '=').c_str());
   if (direct.failed || proxied.failed) return UnavailableError("{} streams failed", direct.failed + proxied.failed);
   return Status::Ok();

@@ -36,8 +36,8 @@ Status ProxyConfig::validate() const {
   TANDEM_RETURN_IF_ERROR(positive(health_interval, "--health-interval"));
   TANDEM_RETURN_IF_ERROR(positive(health_timeout, "--health-timeout"));
   if (server_threads < 1 || server_threads > 256) return InvalidArgumentError("--threads must be in 1..256");
-  if (upstream_threads < 1 || upstream_threads > 256) {
-    return InvalidArgumentError("--upstream-threads must be in 1..256");
+  if (upstream_threads < 0 || upstream_threads > 256) {
+    return InvalidArgumentError("--upstream-threads must be in 0..256 (0: the client-facing threads)");
   }
   return Status::Ok();
 }

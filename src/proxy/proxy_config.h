@@ -28,8 +28,12 @@ struct ProxyConfig {
   std::chrono::milliseconds health_interval{2000};
   std::chrono::milliseconds health_timeout{1000};
 
-  int server_threads = 2;    // client-facing HTTP I/O threads
-  int upstream_threads = 2;  // threads driving the connections to the instances
+  // Client-facing HTTP I/O threads. With upstream_threads 0 (the default) they also drive the
+  // connections to the instances: a request's upstream calls run on its client connection's thread, so
+  // relaying a chunk needs no thread switch. upstream_threads > 0 gives the upstream connections
+  // threads of their own instead (one more hop per chunk; only useful to isolate the two sides).
+  int server_threads = 4;
+  int upstream_threads = 0;
   // See StreamMerger: whether decode usage already counts the producer's first token.
   bool decode_usage_counts_first_token = true;
 

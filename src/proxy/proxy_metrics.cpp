@@ -77,6 +77,10 @@ std::string ProxyMetrics::render(const std::vector<InstanceSnapshot>& instances)
   counter(out, "tandem_proxy_finished_at_prefill_total", "Requests ended by their first token (no decode leg).",
           finished_at_prefill);
   counter(out, "tandem_proxy_health_checks_failed_total", "Failed instance health checks.", health_checks_failed);
+  queue_seconds.render(out, "tandem_proxy_queue_seconds",
+                       "Client request received to its first upstream request sent (time inside the proxy).");
+  first_byte_seconds.render(out, "tandem_proxy_first_byte_seconds",
+                            "Client request received to the first response bytes handed to the client connection.");
   prefill_seconds.render(out, "tandem_proxy_prefill_seconds", "Prefill leg: request sent to its answer received.");
   handoff_seconds.render(out, "tandem_proxy_handoff_seconds",
                          "Prefill answer received to the first byte of the decode leg.");

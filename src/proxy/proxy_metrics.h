@@ -22,6 +22,7 @@ class LatencyHistogram {
   // Appends "# HELP/# TYPE" and the _bucket/_sum/_count lines.
   void render(std::string& out, std::string_view name, std::string_view help) const;
   int64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sum_seconds() const { return static_cast<double>(sum_micros_.load(std::memory_order_relaxed)) * 1e-6; }
 
  private:
   std::array<std::atomic<int64_t>, kBounds.size() + 1> buckets_{};  // last: +Inf
@@ -52,6 +53,8 @@ class ProxyMetrics {
   std::atomic<int64_t> decode_failures{0};
   std::atomic<int64_t> health_checks_failed{0};
 
+  LatencyHistogram queue_seconds;       // client request in -> its first upstream leg sent
+  LatencyHistogram first_byte_seconds;  // client request in -> first response bytes handed to the client
   LatencyHistogram prefill_seconds;  // prefill request sent -> its answer in
   LatencyHistogram handoff_seconds;  // prefill answer in -> first decode byte
   LatencyHistogram decode_seconds;   // first decode byte -> decode leg complete

@@ -50,6 +50,10 @@ std::shared_ptr<net::HttpCall> ProxyRequest::send(size_t instance, std::string b
   upstream_status_ = 0;
   upstream_body_.clear();
   ejected_ = false;
+  if (!first_leg_sent_) {
+    first_leg_sent_ = true;
+    ctx_.metrics.queue_seconds.observe(seconds_between(t_received_, Clock::now()));
+  }
   std::weak_ptr<ProxyRequest> weak = weak_from_this();
   watch_id_ = ctx_.pool.watch(shard_, instance, [weak, instance] {
     if (auto self = weak.lock()) self->on_instance_ejected(instance);
@@ -309,12 +313,20 @@ void ProxyRequest::write(std::string bytes) {
   if (bytes.empty()) return;
   ensure_stream_started();
   writer_->write(std::move(bytes));
+  observe_first_byte();
 }
 
 void ProxyRequest::reply_json(int status, std::string body) {
   HttpResponse r = HttpResponse::json(status, std::move(body));
   writer_->send(std::move(r));
+  observe_first_byte();
   if (status != 200) finished_ = true;
+}
+
+void ProxyRequest::observe_first_byte() {
+  if (first_byte_sent_) return;
+  first_byte_sent_ = true;
+  ctx_.metrics.first_byte_seconds.observe(seconds_between(t_received_, Clock::now()));
 }
 
 void ProxyRequest::reply_error(int status, const std::string& message) {

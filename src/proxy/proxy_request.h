@@ -68,6 +68,7 @@ class ProxyRequest : public std::enable_shared_from_this<ProxyRequest> {
   void write(std::string bytes);
   void reply_json(int status, std::string body);
   void reply_error(int status, const std::string& message);
+  void observe_first_byte();
   void finish_success();
   void finish_with_error();
 
@@ -109,6 +110,8 @@ class ProxyRequest : public std::enable_shared_from_this<ProxyRequest> {
   std::optional<json> kv_transfer_params_;  // from the prefill leg
   std::optional<json> prefill_response_;
 
+  bool first_leg_sent_ = false;   // queue_seconds observed
+  bool first_byte_sent_ = false;  // first_byte_seconds observed
   TimePoint t_received_;
   TimePoint t_prefill_sent_;
   TimePoint t_prefill_done_;

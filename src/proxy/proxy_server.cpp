@@ -29,7 +29,24 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::create(ProxyConfig config) {
   TANDEM_RETURN_IF_ERROR(add_all(p->config_.prefill_urls, InstanceRole::kPrefill));
   TANDEM_RETURN_IF_ERROR(add_all(p->config_.decode_urls, InstanceRole::kDecode));
   TANDEM_RETURN_IF_ERROR(add_all(p->config_.colocated_urls, InstanceRole::kColocated));
-  p->pool_ = std::make_unique<UpstreamPool>(p->config_.upstream_threads, p->registry_);
+  HttpServerOptions opts;
+  opts.host = p->config_.host;
+  opts.port = p->config_.port;
+  opts.num_io_threads = p->config_.server_threads;
+  opts.context_per_thread = true;
+  opts.thread_name = "proxy-io";
+  opts.read_timeout = std::chrono::milliseconds(120000);
+  opts.error_response = [](int status, std::string_view message) {
+    return HttpResponse::json(status, error_body(message, error_type_for_status(status), status));
+  };
+  p->server_ = std::make_unique<HttpServer>(std::move(opts), p->router_.as_handler());
+  if (p->config_.upstream_threads > 0) {
+    p->pool_ = std::make_unique<UpstreamPool>(p->config_.upstream_threads, p->registry_);
+  } else {
+    std::vector<boost::asio::io_context*> contexts;
+    for (size_t i = 0; i < p->server_->num_io_contexts(); ++i) contexts.push_back(&p->server_->io_context(i));
+    p->pool_ = std::make_unique<UpstreamPool>(contexts, p->registry_);
+  }
   p->ctx_ = std::make_unique<ProxyContext>(ProxyContext{p->config_, p->registry_, p->metrics_, *p->pool_});
   p->health_ = std::make_unique<HealthChecker>(*p->pool_, 0, p->registry_, p->metrics_, p->config_.health_interval,
                                                p->config_.health_timeout);
@@ -64,24 +81,15 @@ ProxyServer::ProxyServer(ProxyConfig config) : config_(std::move(config)), regis
 ProxyServer::~ProxyServer() { stop(); }
 
 Status ProxyServer::start() {
-  if (started_) return FailedPreconditionError("the proxy is already started");
-  HttpServerOptions opts;
-  opts.host = config_.host;
-  opts.port = config_.port;
-  opts.num_io_threads = config_.server_threads;
-  opts.read_timeout = std::chrono::milliseconds(120000);
-  opts.error_response = [](int status, std::string_view message) {
-    return HttpResponse::json(status, error_body(message, error_type_for_status(status), status));
-  };
-  server_ = std::make_unique<HttpServer>(std::move(opts), router_.as_handler());
-  pool_->start();
-  started_ = true;
-  health_->start();
+  if (started_ || stopped_) return FailedPreconditionError("the proxy is already started");
   Status st = server_->start();
   if (!st.ok()) {
     stop();
     return st.with_context(fmt::format("proxy on {}:{}", config_.host, config_.port));
   }
+  pool_->start();
+  started_ = true;
+  health_->start();
   std::string fleet;
   for (const auto& s : registry_.snapshot()) fleet += fmt::format(" {}={}", instance_role_name(s.role), s.url);
   TLOG_INFO("proxy: listening on http://{}:{} ({} routing);{}", config_.host, server_->port(),
@@ -98,7 +106,14 @@ void ProxyServer::stop(std::chrono::milliseconds grace) {
   }
   if (started_) health_->stop();
   if (server_) server_->stop();  // closes client connections: their requests cancel upstream
+  // After the server's threads are joined: a pool sharing its io_contexts destroys its clients here.
   if (pool_) pool_->stop();
+}
+
+size_t ProxyServer::pick_shard() {
+  // Upstream work runs on this connection's own thread when the pool shares the server's threads.
+  if (auto current = pool_->current_shard()) return *current;
+  return pool_->next_shard();
 }
 
 bool ProxyServer::authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w) {
@@ -138,7 +153,7 @@ void ProxyServer::handle_generate(ApiKind kind, const HttpRequest& req, std::sha
   std::string_view rid = req.header("X-Request-Id");
   fwd.push_back({"X-Request-Id", rid.empty() ? fmt::format("proxy-{}", next_request_id_.fetch_add(1)) : std::string(rid)});
 
-  const size_t shard = pool_->next_shard();
+  const size_t shard = pick_shard();
   auto request = std::make_shared<ProxyRequest>(*ctx_, shard, std::move(*info), std::move(body), std::move(fwd), w);
   UpstreamPool* pool = pool_.get();
   w->on_close([pool, shard, weak = std::weak_ptr<ProxyRequest>(request)] {
@@ -180,7 +195,7 @@ void ProxyServer::handle_models(const HttpRequest& req, std::shared_ptr<Response
   up.connect_timeout = config_.connect_timeout;
   up.idle_timeout = std::chrono::milliseconds(30000);
   up.total_timeout = std::chrono::milliseconds(30000);
-  const size_t shard = pool_->next_shard();
+  const size_t shard = pick_shard();
   UpstreamPool* pool = pool_.get();
   pool_->post(shard, [pool, shard, idx = *pick, up = std::move(up), w]() mutable {
     auto status = std::make_shared<int>(0);

@@ -42,15 +42,18 @@ class ProxyServer {
   void handle_metrics(const HttpRequest& req, std::shared_ptr<ResponseWriter> w);
   bool authorized(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& w);
   bool healthy() const;
+  size_t pick_shard();  // the upstream shard for a request handled on the calling thread
 
   ProxyConfig config_;
   InstanceRegistry registry_;
   ProxyMetrics metrics_;
+  Router router_;
+  // Declared before the pool and the health checker: by default they run on the server's io_contexts,
+  // which must outlive everything bound to them.
+  std::unique_ptr<HttpServer> server_;
   std::unique_ptr<UpstreamPool> pool_;
   std::unique_ptr<ProxyContext> ctx_;
   std::unique_ptr<HealthChecker> health_;
-  Router router_;
-  std::unique_ptr<HttpServer> server_;
   std::atomic<uint64_t> next_request_id_{0};
   bool started_ = false;
   bool stopped_ = false;

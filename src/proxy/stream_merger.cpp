@@ -1,6 +1,8 @@
 // StreamMerger: one consistent SSE stream out of the prefill and decode legs (see stream_merger.h).
 #include "proxy/stream_merger.h"
 
+#include <charconv>
+
 #include "net/sse.h"
 
 namespace tandem::proxy {
@@ -107,10 +109,9 @@ json StreamMerger::merged_usage() const {
 
 namespace {
 
-// Replaces the string value of the first `"key":"...` in `s` (no escapes in the old value); false when
-// the key is missing or the value is not a plain string.
-bool replace_string_value(std::string& s, std::string_view key, std::string_view value) {
-  std::string pat = fmt::format("\"{}\":\"", key);
+// Replaces the string value of the first `pat` (`"key":"`) in `s` (no escapes in the old value); false
+// when the key is missing or the value is not a plain string.
+bool replace_string_value(std::string& s, std::string_view pat, std::string_view value) {
   size_t k = s.find(pat);
   if (k == std::string::npos) return false;
   size_t b = k + pat.size();
@@ -120,16 +121,17 @@ bool replace_string_value(std::string& s, std::string_view key, std::string_view
   return true;
 }
 
-// Replaces the integer value of the first `"key":123` in `s`.
-bool replace_int_value(std::string& s, std::string_view key, int64_t value) {
-  std::string pat = fmt::format("\"{}\":", key);
+// Replaces the integer value of the first `pat` (`"key":`) followed by digits in `s`.
+bool replace_int_value(std::string& s, std::string_view pat, int64_t value) {
   size_t k = s.find(pat);
   if (k == std::string::npos) return false;
   size_t b = k + pat.size();
   size_t e = b;
   while (e < s.size() && s[e] >= '0' && s[e] <= '9') ++e;
   if (e == b) return false;
-  s.replace(b, e - b, std::to_string(value));
+  char digits[24];
+  auto [end, ec] = std::to_chars(std::begin(digits), std::end(digits), value);
+  s.replace(b, e - b, digits, static_cast<size_t>(end - digits));
   return true;
 }
 
@@ -148,9 +150,14 @@ std::string StreamMerger::decode_event(std::string_view data) {
     if (!first_token_sent_) return sse_data(data);  // pass-through
     const bool chat = info_.kind == ApiKind::kChat;
     if (!chat || data.find("\"role\"") == std::string_view::npos) {
-      std::string edited(data);
-      if (replace_string_value(edited, "id", id_) && replace_int_value(edited, "created", created_)) {
-        return sse_data(edited);
+      // Framed in place: "data: " + the edited payload + "\n\n" (one line, checked above).
+      std::string edited;
+      edited.reserve(data.size() + id_.size() + 32);
+      edited += "data: ";
+      edited += data;
+      if (replace_string_value(edited, R"("id":")", id_) && replace_int_value(edited, R"("created":)", created_)) {
+        edited += "\n\n";
+        return edited;
       }
     }
   }

@@ -6,6 +6,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "net/http_server.h"
@@ -282,6 +284,86 @@ TEST(HttpServer, ManyConcurrentStreams) {
   int ok = 0;
   for (auto& c : clients) ok += c->read_response().body() == sse_data("x");
   EXPECT_EQ(ok, kClients);
+}
+
+TEST(HttpServer, ContextPerThreadSpreadsConnectionsAndAnswersInline) {
+  constexpr int kThreads = 3;
+  Router router;
+  HttpServer* server_ptr = nullptr;
+  std::mutex mu;
+  std::vector<int> served(kThreads, 0);
+  // Which io_context runs the handler; the stream is then written from a handler posted to that same
+  // io_context (as the proxy's upstream calls do), and from another thread.
+  router.add("GET", "/s", [&](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    int mine = -1;
+    for (int i = 0; i < kThreads; ++i) {
+      if (server_ptr->io_context(static_cast<size_t>(i)).get_executor().running_in_this_thread()) mine = i;
+    }
+    {
+      std::lock_guard lock(mu);
+      if (mine >= 0) ++served[static_cast<size_t>(mine)];
+    }
+    w->start_stream(200, "text/event-stream");
+    asio::post(server_ptr->io_context(static_cast<size_t>(std::max(mine, 0))), [w] { w->write(sse_data("a")); });
+    std::thread([w] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      w->write(sse_data("b"));
+      w->finish();
+    }).detach();
+  });
+  HttpServerOptions o;
+  o.num_io_threads = kThreads;
+  o.context_per_thread = true;
+  HttpServer server(o, router.as_handler());
+  server_ptr = &server;
+  EXPECT_EQ(server.num_io_contexts(), static_cast<size_t>(kThreads));
+  ASSERT_TRUE(server.start().ok());
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 3 * kThreads; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    clients.back()->send_raw("GET /s HTTP/1.1\r\n\r\n");
+  }
+  int ok = 0;
+  for (auto& c : clients) ok += c->read_response().body() == sse_data("a") + sse_data("b") + "";
+  EXPECT_EQ(ok, 3 * kThreads);
+  std::lock_guard lock(mu);
+  for (int n : served) EXPECT_EQ(n, 3);  // round-robin over the io_contexts
+  // A response counts as in flight until its write completes on the server, which may be just after the
+  // client read it: wait (bounded) for the count to settle.
+  for (int i = 0; i < 500 && server.stats().requests_in_flight != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(server.stats().requests_in_flight, 0);
+}
+
+TEST(HttpServer, StalledWriteIsCutByWriteTimeout) {
+  Router router;
+  std::promise<void> closed;
+  std::promise<std::shared_ptr<ResponseWriter>> stream;
+  router.add("GET", "/flood", [&](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    w->start_stream(200, "application/octet-stream");
+    w->on_close([&closed] { closed.set_value(); });
+    stream.set_value(w);
+  });
+  HttpServerOptions o;
+  o.write_timeout = std::chrono::milliseconds(200);
+  o.max_buffered_output_bytes = size_t{1} << 32;  // only the timeout may cut it
+  HttpServer server(o, router.as_handler());
+  ASSERT_TRUE(server.start().ok());
+  Client c(server.port());
+  c.send_raw("GET /flood HTTP/1.1\r\n\r\n");  // and never read
+  auto fw = stream.get_future();
+  ASSERT_EQ(fw.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  std::shared_ptr<ResponseWriter> w = fw.get();
+  // Fill the socket buffers (a few MB on loopback) until the server gives up on the stalled write
+  // (bounded: 256 MB over at least 2 s).
+  const std::string block(64 * 1024, 'x');
+  for (int i = 0; i < 4000 && !w->is_closed(); ++i) {
+    w->write(block);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  EXPECT_TRUE(w->is_closed());
+  EXPECT_EQ(closed.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
 }
 
 }  // namespace

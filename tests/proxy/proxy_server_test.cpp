@@ -462,6 +462,59 @@ TEST_F(ProxyServerTest, ModelsMetricsAndApiKey) {
   EXPECT_NE(metrics.body.find("tandem_proxy_instance_healthy{role=\"decode\""), std::string::npos);
 }
 
+// The legacy threading (upstream connections on threads of their own) relays, merges and cancels too.
+TEST_F(ProxyServerTest, SeparateUpstreamThreadsRelayAndCancel) {
+  FakeInstance p(true), d(false);
+  ProxyConfig cfg;
+  cfg.upstream_threads = 2;
+  start_proxy({&p}, {&d}, cfg);
+  auto r = call(port_, "POST", "/v1/completions", kStreamBody);
+  EXPECT_EQ(r.status, 200);
+  auto ev = sse_events(r.body);
+  EXPECT_EQ(joined_text(ev), "A B C D");
+  EXPECT_EQ(ev.back(), "[DONE]");
+  auto n = call(port_, "POST", "/v1/completions", R"({"model":"fake","prompt":"hello","max_tokens":4})");
+  EXPECT_EQ(n.status, 200);
+  EXPECT_EQ(json::parse(n.body)["choices"][0]["text"], "A B C D");
+  EXPECT_EQ(call(port_, "GET", "/v1/models").status, 200);
+}
+
+// Concurrent streams land on different proxy threads; each request's upstream calls run on its own
+// connection's thread, and every stream comes out whole.
+TEST_F(ProxyServerTest, ConcurrentStreamsOverSeveralThreads) {
+  FakeInstance p(true), d(false);
+  d.chunk_delay_ms = 5;
+  ProxyConfig cfg;
+  cfg.server_threads = 3;
+  start_proxy({&p}, {&d}, cfg);
+  constexpr int kStreams = 12;
+  boost::asio::io_context io;
+  net::HttpClient client(io, "127.0.0.1", static_cast<uint16_t>(port_));
+  std::vector<std::string> bodies(kStreams);
+  std::vector<Status> statuses(kStreams, InternalError("not completed"));
+  for (int i = 0; i < kStreams; ++i) {
+    net::HttpClientRequest req;
+    req.method = "POST";
+    req.target = "/v1/completions";
+    req.body = kStreamBody;
+    req.total_timeout = 20s;
+    client.request(std::move(req), {.on_head = nullptr,
+                                    .on_body = [&bodies, i](std::string_view piece) { bodies[i].append(piece); },
+                                    .on_complete = [&statuses, i](const Status& st) { statuses[i] = st; }});
+  }
+  io.run_for(20s);
+  for (int i = 0; i < kStreams; ++i) {
+    EXPECT_TRUE(statuses[i].ok()) << statuses[i].to_string();
+    auto ev = sse_events(bodies[i]);
+    EXPECT_EQ(joined_text(ev), "A B C D") << bodies[i];
+    int usage_chunks = 0;
+    for (const auto& e : ev) usage_chunks += e.is_object() && e.contains("usage") && e["usage"].is_object();
+    EXPECT_EQ(usage_chunks, 1);
+  }
+  EXPECT_EQ(d.bodies().size(), static_cast<size_t>(kStreams));
+  for (const auto& s : proxy_->registry().snapshot()) EXPECT_EQ(s.active_requests, 0);
+}
+
 TEST(ProxyConfigTest, Validates) {
   ProxyConfig c;
   EXPECT_FALSE(c.validate().ok());  // no instances
@@ -475,6 +528,14 @@ TEST(ProxyConfigTest, Validates) {
   c.decode_urls.clear();
   EXPECT_TRUE(c.validate().ok());
   c.colocated_urls = {"https://c:3"};
+  EXPECT_FALSE(c.validate().ok());
+  c.colocated_urls = {"http://c:3"};
+  c.upstream_threads = 0;  // the default: the client-facing threads drive the upstream connections
+  EXPECT_TRUE(c.validate().ok());
+  c.upstream_threads = -1;
+  EXPECT_FALSE(c.validate().ok());
+  c.upstream_threads = 2;
+  c.server_threads = 0;
   EXPECT_FALSE(c.validate().ok());
 }
 
