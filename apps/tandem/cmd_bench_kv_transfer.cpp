@@ -35,15 +35,13 @@ void register_bench_kv_transfer(CLI::App& bench, int& exit_code) {
       return;
     }
     opts->dtype = *dt;
-    if (*device == "cpu") {
-      opts->device = Device::kCpu;
-    } else if (*device == "cuda") {
-      opts->device = Device::kCuda;
-    } else {
+    const std::optional<Device> dev = parse_device(*device);
+    if (!dev) {
       std::fprintf(stderr, "error: --device must be cpu or cuda\n");
       exit_code = 2;
       return;
     }
+    opts->device = *dev;
     if (*transport == "tcp") {
       opts->transports = {TransportKind::kTcp};
     } else if (*transport == "cuda_ipc") {

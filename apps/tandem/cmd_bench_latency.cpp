@@ -54,15 +54,13 @@ void register_bench_latency(CLI::App& bench, int& exit_code) {
     o.engine.load_format = f->load_format;
     o.engine.num_threads = f->threads;
     o.engine.block_size = f->block_size;
-    if (f->device == "cpu") {
-      o.engine.device = Device::kCpu;
-    } else if (f->device == "cuda") {
-      o.engine.device = Device::kCuda;
-    } else {
+    const std::optional<Device> device = parse_device(f->device);
+    if (!device) {
       std::fprintf(stderr, "error: --device must be cpu or cuda, got '%s'\n", f->device.c_str());
       exit_code = 2;
       return;
     }
+    o.engine.device = *device;
     if (!parse_int_list(f->prefill, &o.prefill_lens) || !parse_int_list(f->batches, &o.decode_batches) ||
         !parse_int_list(f->contexts, &o.decode_contexts)) {
       std::fprintf(stderr, "error: --prefill-lens, --decode-batches and --decode-contexts take comma-separated integers\n");

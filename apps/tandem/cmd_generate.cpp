@@ -49,11 +49,9 @@ void register_generate(CLI::App& app, int& exit_code) {
     c.max_model_len = f->max_model_len;
     c.max_num_seqs = 4;
     c.max_num_batched_tokens = 4096;
-    if (f->device == "cuda") {
-      c.device = Device::kCuda;
-    } else if (f->device != "cpu") {
-      return fail(2, "--device must be cpu or cuda, got '" + f->device + "'");
-    }
+    const std::optional<Device> device = parse_device(f->device);
+    if (!device) return fail(2, "--device must be cpu or cuda, got '" + f->device + "'");
+    c.device = *device;
     EngineRequest req;
     req.request_id = "generate-0";
     if (!f->prompt_ids.empty()) {

@@ -2,9 +2,9 @@
 // flags, runs proxy::ProxyServer until SIGINT/SIGTERM.
 #include <csignal>
 #include <cstdio>
-#include <ctime>
 
 #include "common/logging.h"
+#include "common/termination_signals.h"
 #include "proxy/overhead_bench.h"
 #include "proxy/proxy_server.h"
 #include "tandem/commands.h"
@@ -49,11 +49,7 @@ int run_proxy(ProxyFlags& f) {
   c.health_timeout = to_ms(f.health_timeout_s);
 
   // Block the stop signals before any thread starts (threads inherit the mask); wait for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  block_termination_signals();
   std::signal(SIGPIPE, SIG_IGN);
 
   auto server = proxy::ProxyServer::create(c);
@@ -65,14 +61,8 @@ int run_proxy(ProxyFlags& f) {
     std::fprintf(stderr, "error: %s\n", st.to_string().c_str());
     return 1;
   }
-  for (;;) {
-    timespec wait{1, 0};
-    int sig = sigtimedwait(&stop_signals, nullptr, &wait);
-    if (sig == SIGINT || sig == SIGTERM) {
-      TLOG_INFO("proxy: signal {} received, shutting down", sig);
-      break;
-    }
-  }
+  const int sig = wait_for_termination_signal();
+  TLOG_INFO("proxy: signal {} received, shutting down", sig);
   (*server)->stop(std::chrono::seconds(5));
   return 0;
 }

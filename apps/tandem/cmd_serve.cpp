@@ -113,20 +113,17 @@ int run(CLI::App* cmd, const ServeFlags& f) {
   e.enable_prefix_caching = !f.no_enable_prefix_caching;
   e.enforce_eager = f.enforce_eager;
   e.async_scheduling = !f.no_async_scheduling;
-  if (f.device.empty()) {
-    e.device = cuda_available() ? Device::kCuda : Device::kCpu;
-  } else if (f.device == "cpu") {
-    e.device = Device::kCpu;
-  } else if (f.device == "cuda") {
-    if (!cuda_available()) {
-      fmt::print(stderr, "tandem serve: error: --device cuda, but this build has no CUDA backend or no GPU is visible\n");
-      return 2;
-    }
-    e.device = Device::kCuda;
-  } else {
+  const std::optional<Device> device = f.device.empty() ? std::optional<Device>(cuda_available() ? Device::kCuda : Device::kCpu)
+                                                         : parse_device(f.device);
+  if (!device) {
     fmt::print(stderr, "tandem serve: error: --device must be cpu or cuda, got '{}'\n", f.device);
     return 2;
   }
+  if (*device == Device::kCuda && !cuda_available()) {
+    fmt::print(stderr, "tandem serve: error: --device cuda, but this build has no CUDA backend or no GPU is visible\n");
+    return 2;
+  }
+  e.device = *device;
   if (Status st = e.validate(); !st.ok()) {
     fmt::print(stderr, "tandem serve: error: {}\n", st.message());
     return 2;

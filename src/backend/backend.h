@@ -39,8 +39,6 @@ struct AttentionMetadata {
   int num_seqs = 0;
   int num_tokens = 0;
   int num_decode_seqs = 0;  // sequences [0, num_decode_seqs) have exactly one query token (decodes first)
-  int max_query_len = 0;
-  int max_context_len = 0;
   int max_blocks_per_seq = 0;  // row stride of block_tables
 
   TensorView positions;     // i32 [num_tokens]

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "bench/bench_rng.h"
+#include "tokenizer/utf8.h"
 
 namespace tandem::bench {
 
@@ -48,12 +49,6 @@ std::string decode_to_target_len(const Tokenizer& tok, std::vector<int32_t> ids,
 // Strings that usually encode to one token of their own at the end of a text (tried in order).
 constexpr const char* kFillers[] = {" a", " the", " and", " I", " x", ".", ",", "a", "!", " "};
 
-size_t utf8_last_char_start(const std::string& s) {
-  size_t i = s.size() - 1;
-  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
-  return i;
-}
-
 // tandem's extension after vLLM's loop: when 10 decode/re-encode rounds did not converge (random ids
 // that decode to invalid UTF-8 or re-merge differently; common with small vocabularies), edit the
 // text itself: cut to the target by tokens and then by characters, and pad with filler strings that
@@ -68,7 +63,7 @@ void force_exact_length(const Tokenizer& tok, std::string& prompt, int target) {
       if (static_cast<int>(tok.encode(cut, false).size()) <= target && cut.size() < prompt.size()) {
         prompt = std::move(cut);
       } else if (!prompt.empty()) {
-        prompt.erase(utf8_last_char_start(prompt));
+        prompt.erase(utf8::prev_char_start(prompt, prompt.size()));
       } else {
         return;
       }

@@ -13,9 +13,9 @@
 #include "bench/arrival_schedule.h"
 #include "bench/progress_bar.h"
 #include "bench/serve_metrics.h"
-#include "bench/sse_parser.h"
 #include "common/clock.h"
 #include "net/http_client.h"
+#include "net/sse.h"
 
 namespace tandem::bench {
 
@@ -140,7 +140,9 @@ class BatchRunner {
       return;
     }
     if (!s.event_error.empty()) return;
-    s.parser.feed(piece, [&](std::string_view data) { on_event(s, data, now); });
+    s.parser.feed(piece, [&](const SseEventView& e) {
+      if (e.has_data) on_event(s, e.data, now);  // a block with only an event: line carries nothing
+    });
     if (!s.event_error.empty() && s.call) s.call->cancel();
   }
 
@@ -188,7 +190,9 @@ class BatchRunner {
   void on_complete(Stream& s, const Status& st) {
     RequestOutcome& out = outputs_[s.index];
     if (st.ok() && s.http_status == 200 && s.event_error.empty()) {
-      s.parser.finish([&](std::string_view data) { on_event(s, data, Clock::now()); });
+      s.parser.finish([&](const SseEventView& e) {
+        if (e.has_data) on_event(s, e.data, Clock::now());
+      });
     }
     if (!s.event_error.empty()) {
       out.error = s.event_error;

@@ -26,6 +26,9 @@ constexpr size_t kMaxTransferSamples = 10000;
 
 bool is_wildcard(const std::string& host) { return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]"; }
 
+// The producer's address, "host:port": the key of peers_.
+std::string peer_key(const KvTransferParams& p) { return fmt::format("{}:{}", p.remote_host, p.remote_port); }
+
 }  // namespace
 
 DisaggKvConnector::DisaggKvConnector(KvTransferConfig config) : config_(std::move(config)) {}
@@ -216,7 +219,7 @@ std::string DisaggKvConnector::on_prefill_finished(const std::string& request_id
   p.lease_expires_in_ms = config_.lease_duration.count();
   {
     std::lock_guard lock(mu_);
-    leases_[request_id] = Lease{std::vector<int32_t>(block_ids.begin(), block_ids.end()), Clock::now() + config_.lease_duration};
+    leases_[request_id] = Lease{block_ids.size(), Clock::now() + config_.lease_duration};
   }
   cv_.notify_all();
   return serialize_kv_transfer_params(p);
@@ -243,7 +246,7 @@ void DisaggKvConnector::collect_producer_events_locked(KvConnectorEvents& events
   const TimePoint now = Clock::now();
   for (auto it = leases_.begin(); it != leases_.end();) {
     if (it->second.expires <= now) {
-      TLOG_WARN("kv-transfer: lease of request {} expired unclaimed; freeing its {} blocks", it->first, it->second.block_ids.size());
+      TLOG_WARN("kv-transfer: lease of request {} expired unclaimed; freeing its {} blocks", it->first, it->second.num_blocks);
       released_.push_back(it->first);
       ++metrics_.leases_expired;
       it = leases_.erase(it);
@@ -317,7 +320,7 @@ void DisaggKvConnector::worker_loop() {
       queue_.pop_front();
     }
     if (load->release_only) {
-      notify_release(load->params, nullptr, Clock::now() + kReleaseNotifyTimeout);
+      notify_release(load->params, nullptr);
       continue;
     }
     TimePoint t0 = Clock::now();
@@ -360,23 +363,23 @@ Status DisaggKvConnector::run_load(Load& load) {
     return Status::Ok();
   };
   if (Status st = check_cancel(); !st.ok()) {
-    notify_release(p, nullptr, Clock::now() + kReleaseNotifyTimeout);
+    notify_release(p, nullptr);
     return st;
   }
   if (load.local_block_ids.empty()) {  // everything was a local prefix-cache hit
-    notify_release(p, nullptr, Clock::now() + kReleaseNotifyTimeout);
+    notify_release(p, nullptr);
     return Status::Ok();
   }
   auto peer_or = get_peer(p, deadline);
   if (!peer_or.ok()) return peer_or.status();
   PeerInfo peer = std::move(peer_or).value();
   if (!peer.compatible.ok()) {
-    notify_release(p, &peer, Clock::now() + kReleaseNotifyTimeout);
+    notify_release(p, &peer);
     return peer.compatible;
   }
   const size_t end_block = static_cast<size_t>(load.first_block) + load.local_block_ids.size();
   if (load.first_block < 0 || end_block > p.remote_block_ids.size()) {
-    notify_release(p, &peer, Clock::now() + kReleaseNotifyTimeout);
+    notify_release(p, &peer);
     return InternalError("load of blocks [{}, {}) but the producer sent {} block ids", load.first_block, end_block, p.remote_block_ids.size());
   }
   const uint64_t block_bytes = ctx_.kv.layout.block_bytes();
@@ -388,7 +391,7 @@ Status DisaggKvConnector::run_load(Load& load) {
     int32_t remote = p.remote_block_ids[load.first_block + i];
     if (local < 0 || local >= ctx_.kv.num_blocks) return InternalError("local block id {} out of range", local);
     if (remote >= peer.meta.num_blocks) {
-      notify_release(p, &peer, Clock::now() + kReleaseNotifyTimeout);
+      notify_release(p, &peer);
       return InvalidArgumentError("remote block id {} is beyond the producer's {} blocks", remote, peer.meta.num_blocks);
     }
     descs.push_back({local_base + static_cast<uint64_t>(local) * block_bytes,
@@ -403,18 +406,18 @@ Status DisaggKvConnector::run_load(Load& load) {
   if (!reply.ok()) {
     if (reply.status().code() == StatusCode::kUnavailable) {
       std::lock_guard lock(peers_mu_);
-      peers_.erase(fmt::format("{}:{}", p.remote_host, p.remote_port));
+      peers_.erase(peer_key(p));
     }
     return reply.status().with_context("claiming the producer's lease");
   }
   if (Status st = check_cancel(); !st.ok()) {
-    notify_release(p, &peer, Clock::now() + kReleaseNotifyTimeout);
+    notify_release(p, &peer);
     return st;
   }
 
   auto id = peer.agent->submit_read(peer.agent_peer, std::move(descs));
   if (!id.ok()) {
-    notify_release(p, &peer, Clock::now() + kReleaseNotifyTimeout);
+    notify_release(p, &peer);
     return id.status();
   }
   TransferStatus ts;
@@ -434,14 +437,15 @@ Status DisaggKvConnector::run_load(Load& load) {
   peer.agent->release(*id);  // after this nothing writes into our blocks
   if (outcome.code() == StatusCode::kUnavailable) {
     std::lock_guard lock(peers_mu_);
-    peers_.erase(fmt::format("{}:{}", p.remote_host, p.remote_port));
+    peers_.erase(peer_key(p));
     return outcome;  // the producer is gone; its leases went with it
   }
-  notify_release(p, &peer, Clock::now() + kReleaseNotifyTimeout);
+  notify_release(p, &peer);
   return outcome;
 }
 
-void DisaggKvConnector::notify_release(const KvTransferParams& p, const PeerInfo* peer, TimePoint deadline) {
+void DisaggKvConnector::notify_release(const KvTransferParams& p, const PeerInfo* peer) {
+  const TimePoint deadline = Clock::now() + kReleaseNotifyTimeout;
   std::string msg = encode_release_notification(p.remote_engine_id, p.remote_request_id);
   Status st = peer != nullptr && peer->agent != nullptr
                   ? peer->agent->notify(peer->agent_peer, msg)
@@ -453,7 +457,7 @@ void DisaggKvConnector::notify_release(const KvTransferParams& p, const PeerInfo
 }
 
 Result<DisaggKvConnector::PeerInfo> DisaggKvConnector::get_peer(const KvTransferParams& p, TimePoint deadline) {
-  const std::string key = fmt::format("{}:{}", p.remote_host, p.remote_port);
+  const std::string key = peer_key(p);
   std::shared_ptr<PeerSlot> slot;
   {
     std::lock_guard lock(peers_mu_);
@@ -539,7 +543,7 @@ Status DisaggKvConnector::serve_claim(const Frame& request, FrameConnection& con
     auto it = leases_.find(request_id);
     if (it == leases_.end()) return NotFoundError("no lease for request {} (expired or already released)", request_id);
     it->second.expires = std::max(it->second.expires, Clock::now() + hold + kClaimGrace);
-    num_blocks = it->second.block_ids.size();
+    num_blocks = it->second.num_blocks;
   }
   return conn.send_frame(disagg_frame::kClaimReply, json{{"num_blocks", num_blocks}}.dump(),
                          Clock::now() + config_.transfer_timeout);

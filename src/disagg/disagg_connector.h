@@ -59,7 +59,7 @@ class DisaggKvConnector : public KvConnector {
 
  private:
   struct Lease {
-    std::vector<int32_t> block_ids;
+    size_t num_blocks = 0;  // the pinned blocks (the engine frees them when the lease is released)
     TimePoint expires;
   };
   struct Load {
@@ -86,7 +86,8 @@ class DisaggKvConnector : public KvConnector {
   Status run_load(Load& load);
   Result<PeerInfo> get_peer(const KvTransferParams& p, TimePoint deadline);
   Result<PeerInfo> handshake(const std::string& host, int port, TimePoint deadline);
-  void notify_release(const KvTransferParams& p, const PeerInfo* peer, TimePoint deadline);
+  // Tells the producer (under kReleaseNotifyTimeout) that its lease may be freed; best effort.
+  void notify_release(const KvTransferParams& p, const PeerInfo* peer);
   void finish_load(const std::shared_ptr<Load>& load, Status status, double seconds, uint64_t bytes);
   Status serve_handshake(const Frame& request, FrameConnection& conn);
   Status serve_claim(const Frame& request, FrameConnection& conn);

@@ -38,8 +38,9 @@ Result<EngineMetadata> EngineMetadata::from_json(std::string_view text) {
   EngineMetadata m;
   try {
     m.protocol_version = j.at("protocol_version").get<int>();
-    if (m.protocol_version != 1) {
-      return FailedPreconditionError("peer speaks disaggregation protocol version {}, this build speaks 1", m.protocol_version);
+    if (m.protocol_version != kDisaggProtocolVersion) {
+      return FailedPreconditionError("peer speaks disaggregation protocol version {}, this build speaks {}", m.protocol_version,
+                                     kDisaggProtocolVersion);
     }
     m.engine_id = j.at("engine_id").get<std::string>();
     m.host_id = j.at("host_id").get<std::string>();

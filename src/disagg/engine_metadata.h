@@ -11,6 +11,7 @@
 
 #include "backend/kv_cache_view.h"
 #include "common/status.h"
+#include "disagg/kv_transfer_params.h"
 #include "transfer/wire_frame.h"
 
 namespace tandem {
@@ -23,7 +24,7 @@ inline constexpr uint16_t kClaimReply = frame_type::kUserBase + 3;      // JSON 
 }  // namespace disagg_frame
 
 struct EngineMetadata {
-  int protocol_version = 1;
+  int protocol_version = kDisaggProtocolVersion;
   std::string engine_id;
   std::string host_id;
   std::string model_fingerprint;

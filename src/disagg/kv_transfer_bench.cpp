@@ -17,6 +17,17 @@
 namespace tandem {
 namespace {
 
+// The KV layout the options describe and the number of blocks the prompt fills.
+struct BenchLayout {
+  KvLayout layout;
+  size_t num_blocks = 0;
+};
+
+BenchLayout layout_of(const KvTransferBenchOptions& o) {
+  return {KvLayout{o.num_layers, o.num_kv_heads, o.head_dim, o.block_size, o.dtype},
+          static_cast<size_t>((o.num_tokens + o.block_size - 1) / o.block_size)};
+}
+
 struct Endpoint {
   std::shared_ptr<SideChannelServer> server;
   std::unique_ptr<TransferAgent> agent;
@@ -70,9 +81,9 @@ Result<std::string> read_all(int fd) {
 }
 
 Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, TransportKind kind, const std::string* remote) {
-  KvLayout layout{o.num_layers, o.num_kv_heads, o.head_dim, o.block_size, o.dtype};
-  const size_t block_bytes = layout.block_bytes();
-  const size_t nblocks = static_cast<size_t>((o.num_tokens + o.block_size - 1) / o.block_size);
+  const BenchLayout shape = layout_of(o);
+  const size_t block_bytes = shape.layout.block_bytes();
+  const size_t nblocks = shape.num_blocks;
   const size_t producer_blocks = nblocks;
   const size_t consumer_blocks = o.scattered ? 2 * nblocks : nblocks;
   const MemoryKind mem = o.device == Device::kCuda ? MemoryKind::kCuda : MemoryKind::kHost;
@@ -96,19 +107,10 @@ Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, Transpo
     producer_base = producer.pool.region().addr;
     res.mode = "one process, two agents";
   }
-  auto cleanup = [] {};
 
-  auto consumer_or = make_endpoint(kind, consumer_blocks * block_bytes, mem, o.consumer_device, 2);
-  if (!consumer_or.ok()) {
-    cleanup();
-    return consumer_or.status();
-  }
-  Endpoint consumer = std::move(consumer_or).value();
+  TANDEM_ASSIGN_OR_RETURN(Endpoint consumer, make_endpoint(kind, consumer_blocks * block_bytes, mem, o.consumer_device, 2));
   auto peer = consumer.agent->import_metadata(producer_md);
-  if (!peer.ok()) {
-    cleanup();
-    return peer.status();
-  }
+  if (!peer.ok()) return peer.status();
   std::vector<ReadDescriptor> descs;
   const uint64_t consumer_base = consumer.pool.region().addr;
   for (size_t b = 0; b < nblocks; ++b) {
@@ -139,7 +141,6 @@ Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, Transpo
   if (err.ok()) {
     // Verify: regenerate the producer's pattern for a few blocks and compare what arrived.
     res.verified = true;
-    TransferBuffer expect_src;
     std::vector<uint8_t> got(block_bytes), want(block_bytes);
     auto ref = TransferBuffer::allocate(producer_blocks * block_bytes, MemoryKind::kHost);
     if (ref.ok() && ref->fill(1).ok()) {
@@ -155,7 +156,6 @@ Result<KvTransferBenchResult> bench_one(const KvTransferBenchOptions& o, Transpo
     }
   }
   consumer.agent->forget_peer(*peer);
-  cleanup();
   if (!err.ok()) return err;
   std::sort(ms.begin(), ms.end());
   res.min_ms = ms.front();
@@ -181,8 +181,8 @@ Result<std::vector<KvTransferBenchResult>> run_kv_transfer_bench(const KvTransfe
     if (k == TransportKind::kCudaIpc && o.device != Device::kCuda) return InvalidArgumentError("cuda_ipc needs --device cuda");
   }
   const MemoryKind mem = o.device == Device::kCuda ? MemoryKind::kCuda : MemoryKind::kHost;
-  KvLayout layout{o.num_layers, o.num_kv_heads, o.head_dim, o.block_size, o.dtype};
-  const size_t pool_bytes = static_cast<size_t>((o.num_tokens + o.block_size - 1) / o.block_size) * layout.block_bytes();
+  const BenchLayout shape = layout_of(o);
+  const size_t pool_bytes = shape.num_blocks * shape.layout.block_bytes();
   std::vector<std::string> remote(kinds.size());
   pid_t child = -1;
   int to_child[2] = {-1, -1};
@@ -241,7 +241,7 @@ Result<std::vector<KvTransferBenchResult>> run_kv_transfer_bench(const KvTransfe
 }
 
 std::string format_kv_transfer_bench(const KvTransferBenchOptions& o, const std::vector<KvTransferBenchResult>& results) {
-  KvLayout layout{o.num_layers, o.num_kv_heads, o.head_dim, o.block_size, o.dtype};
+  const KvLayout layout = layout_of(o).layout;
   std::string s = fmt::format(
       "============ KV transfer benchmark ============\n"
       "Prompt tokens:                  {}\n"

@@ -5,9 +5,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "common/file_util.h"
 
 namespace tandem {
 namespace {
@@ -163,11 +163,9 @@ Result<KvTransferConfig> parse_kv_transfer_config(std::string_view spec) {
     return config_from_json(j, "JSON");
   }
   std::string path(spec);
-  std::ifstream in(path);
-  if (!in) return NotFoundError("kv-transfer-config: cannot open file '{}' (pass JSON text or a YAML/JSON file)", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  auto read = read_file(path);
+  if (!read.ok()) return NotFoundError("kv-transfer-config: cannot open file '{}' (pass JSON text or a YAML/JSON file)", path);
+  std::string text = std::move(read).value();
   json j;
   if (path.size() >= 5 && path.substr(path.size() - 5) == ".json") {
     j = json::parse(text, nullptr, false);

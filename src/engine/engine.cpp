@@ -9,10 +9,11 @@
 //   - a request that stops on a token (EOS, stop string) is seen one step late: its row in step N+1 is
 //     discarded; requests that stop by count (max_tokens, max_model_len, a producer's single token) are
 //     not scheduled past their last token (Request::stop_after_pending);
-//   - a request finished or aborted while a launched step still computes it keeps its Request and its KV
-//     blocks until that step has completed (retired_), so nothing reuses blocks the device still writes;
+//   - a request finished or aborted while a launched step still holds it keeps its Request object until
+//     that step has completed (retired_); its blocks are freed at once: later device work is ordered
+//     after the step on the same stream, and
 //   - remote KV loads (other streams, other processes) start only once the previous step is complete, so
-//     blocks freed by this schedule's preemptions are no longer written by the device.
+//     no block freed meanwhile (a finish, an abort, a preemption) is still written by the device.
 // Steps that need host-side logits (penalties, logprobs, min_tokens masks, a forced first token) sample
 // synchronously, as does everything when async_scheduling is off.
 //
@@ -83,19 +84,16 @@ class Engine::Impl {
   bool step();  // false: nothing was scheduled
   void drain_inbox();
   void handle_connector_events();
-  // A launched step: what it computed and, when it sampled on the device, where its ids come back.
+  // A step that sampled on the device; its ids come back in token_host_[id % 2].
   struct LaunchedStep {
     uint64_t id = 0;
-    SchedulerOutput out;
     std::vector<Request*> sample_reqs;
-    int slot = -1;  // token_host_ slot (device sampling); -1: sampled synchronously on the host
   };
-  // A request finished while a launched step still computes it: kept (with its blocks) until step `step`
-  // has completed.
+  // A request finished while a launched step still has its Request* (in sample_reqs): kept until step
+  // `step` has completed.
   struct Retired {
     uint64_t step = 0;
     std::unique_ptr<LiveRequest> lr;
-    BlockTable blocks;
   };
   void start_remote_loads(std::vector<RemoteLoad>& loads);
   // Reads back the in-flight step's tokens and processes them.
@@ -105,7 +103,9 @@ class Engine::Impl {
                       std::vector<std::optional<TokenLogprob>>* logprobs, bool from_device);
   void count_step(const SchedulerOutput& out);
   void release_retired();
-  bool stops_after_next_token(const Request& r) const;
+  // The stop rules that depend only on counts (max_tokens, max_model_len, a producer's single token), for
+  // a request with `num_tokens` tokens.
+  bool stops_by_count(const Request& r, int64_t num_tokens) const;
   // Appends-side handling of a new token of `lr` (already in req.tokens). Returns true when finished.
   void on_token(LiveRequest& lr, int32_t token, std::optional<TokenLogprob> logprob, bool emit);
   void finish(LiveRequest& lr, FinishReason reason, std::optional<std::string> stop_reason, Status error,
@@ -144,13 +144,11 @@ class Engine::Impl {
   // Engine thread only.
   std::unordered_map<std::string, std::unique_ptr<LiveRequest>> requests_;
   std::vector<RunnerSeq> runner_seqs_;
-  std::vector<Request*> sample_reqs_;
   std::vector<int32_t> sampled_;
   std::vector<std::optional<TokenLogprob>> sampled_logprobs_;
   uint64_t num_steps_ = 0, prompt_tokens_ = 0, generation_tokens_ = 0;
   bool dead_ = false;
   // Overlapped loop.
-  bool async_ = false;
   std::optional<LaunchedStep> inflight_;  // sampled on the device, tokens not read back yet
   uint64_t next_step_id_ = 1;
   uint64_t completed_step_id_ = 0;  // every step up to this id has finished on the device
@@ -211,17 +209,15 @@ Status Engine::Impl::init() {
       backend_->memory_info(&free_b, &total_b);
       const double own = static_cast<double>(model_->weight_bytes() + model_->workspace_bytes());
       const double runner_bytes =
-          static_cast<double>(config_.max_num_seqs) * model_config_.vocab_size * 4.0 +
-          4.0 * (3.0 * config_.max_num_batched_tokens + config_.max_num_seqs * (3.0 + max_len / config_.block_size + 1));
+          static_cast<double>(ModelRunner::device_bytes(ro, config_.block_size, model_config_.vocab_size));
       const double margin = 768.0 * 1048576.0;
       const double by_budget = config_.gpu_memory_utilization * static_cast<double>(total_b) - own - runner_bytes - margin;
       const double by_free = static_cast<double>(free_b) - runner_bytes - margin;
       const double budget = std::min(by_budget, by_free);
       num_blocks = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(layout.block_bytes())) : 0;
-      const double used = own;
       TLOG_INFO("memory plan: total {:.2f} GiB, this engine after load {:.2f} GiB (weights {:.2f} GiB), free {:.2f} GiB, "
                 "KV {} blocks",
-                total_b / 1073741824.0, used / 1073741824.0, model_->weight_bytes() / 1073741824.0,
+                total_b / 1073741824.0, own / 1073741824.0, model_->weight_bytes() / 1073741824.0,
                 free_b / 1073741824.0, num_blocks);
     }
   }
@@ -251,7 +247,6 @@ Status Engine::Impl::init() {
               runner_->num_graphs(), seconds_between(t0, Clock::now()));
   }
   sampler_ = std::make_unique<Sampler>(*backend_, model_config_.vocab_size, eos_ids_);
-  async_ = config_.async_scheduling;
   for (int i = 0; i < 2; ++i) {
     TANDEM_ASSIGN_OR_RETURN(token_host_[i], backend_->allocate_host(sizeof(int32_t) * config_.max_num_seqs));
     TANDEM_ASSIGN_OR_RETURN(token_ready_[i], backend_->create_marker());
@@ -298,7 +293,6 @@ Result<std::shared_ptr<OutputChannel>> Engine::Impl::add_request(EngineRequest r
       }
       if (info.first_token_id < 0 || info.first_token_id >= vocab)
         return InvalidArgumentError("kv_transfer_params first_token_id {} is outside the vocabulary", info.first_token_id);
-      lr->req.remote = info;
       lr->req.forced_first_token = info.first_token_id;
       lr->skip_first_output = true;
     }
@@ -308,7 +302,6 @@ Result<std::shared_ptr<OutputChannel>> Engine::Impl::add_request(EngineRequest r
   r.tokens = std::move(request.prompt_token_ids);
   r.num_prompt_tokens = static_cast<int32_t>(prompt_len);
   r.sampling = std::move(request.sampling);
-  r.priority = request.priority;
   r.arrival_time = Clock::now();
   lr->text = std::make_unique<TextStream>(tokenizer_, r.sampling);
   lr->channel = std::make_shared<OutputChannel>();
@@ -434,10 +427,8 @@ void Engine::Impl::on_token(LiveRequest& lr, int32_t token, std::optional<TokenL
   } else if (piece.stop_string) {
     reason = FinishReason::kStop;
     stop_reason = piece.stop_string;
-  } else if (n_out >= p.max_tokens || static_cast<int64_t>(r.tokens.size()) >= config_.max_model_len) {
-    reason = FinishReason::kLength;
-  } else if (r.kv_role == KvRole::kRemoteDecode) {
-    reason = FinishReason::kLength;  // a producer stops after the first token
+  } else if (stops_by_count(r, static_cast<int64_t>(r.tokens.size()))) {
+    reason = FinishReason::kLength;  // includes a producer, which stops after the first token
   }
   if (reason) {
     // A producer returns only the text a stream would have shown so far: the consumer continues the same
@@ -454,9 +445,10 @@ void Engine::Impl::finish(LiveRequest& lr, FinishReason reason, std::optional<st
   Request& r = lr.req;
   const std::string id = r.id;
   const bool producer = connector_ && r.kv_role == KvRole::kRemoteDecode;
-  // A launched step still computes this request: its blocks stay allocated until that step completes.
+  // A launched step still holds this Request*: the object outlives that step. Its blocks are freed now:
+  // later device work is ordered after the step on the same stream, and remote loads (other writers)
+  // start only once the previous step has completed (step()).
   const bool on_device = r.last_launched_step > completed_step_id_;
-  BlockTable held;
   if (producer && (reason == FinishReason::kStop || reason == FinishReason::kLength) &&
       r.state == RequestState::kRunning && r.num_known_output_tokens() > 0) {
     TANDEM_CHECK(!on_device, "producer request {} finished while a step still computes it", id);
@@ -465,7 +457,6 @@ void Engine::Impl::finish(LiveRequest& lr, FinishReason reason, std::optional<st
         connector_->on_prefill_finished(id, blocks, r.num_prompt_tokens, r.output()[0]);
   } else {
     if (producer) connector_->on_request_aborted(id);
-    if (on_device && r.state == RequestState::kRunning) held = std::exchange(r.blocks, BlockTable{});
     sched_->remove(&r);
   }
   out.finish_reason = reason;
@@ -480,23 +471,12 @@ void Engine::Impl::finish(LiveRequest& lr, FinishReason reason, std::optional<st
     live_ids_.erase(id);
   }
   auto it = requests_.find(id);
-  if (on_device) retired_.push_back({r.last_launched_step, std::move(it->second), std::move(held)});
+  if (on_device) retired_.push_back({r.last_launched_step, std::move(it->second)});
   requests_.erase(it);  // destroys lr unless retired
 }
 
 void Engine::Impl::release_retired() {
-  if (retired_.empty()) return;
-  bool freed = false;
-  for (Retired& t : retired_) {
-    if (t.step > completed_step_id_) continue;
-    if (!t.blocks.empty()) {
-      bm_->free(t.blocks);
-      freed = true;
-    }
-    t.lr.reset();
-  }
-  std::erase_if(retired_, [](const Retired& t) { return !t.lr; });
-  if (freed) publish_metrics();
+  std::erase_if(retired_, [&](const Retired& t) { return t.step <= completed_step_id_; });
 }
 
 void Engine::Impl::finish_all(FinishReason reason, const Status& error) {
@@ -509,9 +489,8 @@ void Engine::Impl::finish_all(FinishReason reason, const Status& error) {
   }
 }
 
-bool Engine::Impl::stops_after_next_token(const Request& r) const {
-  // The count-based stop rules of on_token(), for a request whose newest token is still pending.
-  return r.num_output_tokens() >= r.sampling.max_tokens || r.num_tokens() >= config_.max_model_len ||
+bool Engine::Impl::stops_by_count(const Request& r, int64_t num_tokens) const {
+  return num_tokens - r.num_prompt_tokens >= r.sampling.max_tokens || num_tokens >= config_.max_model_len ||
          r.kv_role == KvRole::kRemoteDecode;
 }
 
@@ -563,13 +542,14 @@ void Engine::Impl::process_tokens(std::span<Request* const> reqs, const int32_t*
 void Engine::Impl::complete_inflight() {
   LaunchedStep s = std::move(*inflight_);
   inflight_.reset();
-  Status st = token_ready_[s.slot]->wait(kStepTimeout);
+  const int slot = static_cast<int>(s.id % 2);
+  Status st = token_ready_[slot]->wait(kStepTimeout);
   if (!st.ok()) {
     mark_dead(st);
     return;
   }
   completed_step_id_ = s.id;
-  process_tokens(s.sample_reqs, static_cast<const int32_t*>(token_host_[s.slot].data()), nullptr, /*from_device=*/true);
+  process_tokens(s.sample_reqs, static_cast<const int32_t*>(token_host_[slot].data()), nullptr, /*from_device=*/true);
   release_retired();
 }
 
@@ -606,18 +586,18 @@ bool Engine::Impl::step() {
     mark_dead(logits.status());
     return true;
   }
-  const bool on_device = async_ && sampler_->can_sample_on_device(step.sample_reqs);
+  const bool on_device = config_.async_scheduling && sampler_->can_sample_on_device(step.sample_reqs);
   if (on_device) {
-    step.slot = static_cast<int>(step.id % 2);
+    const int slot = static_cast<int>(step.id % 2);
     const int m = static_cast<int>(step.sample_reqs.size());
     TensorView ids = runner_->sampled_ids(m);
     sampler_->sample_to_device(*logits, step.sample_reqs, ids);
-    backend_->copy_to_host_async(token_host_[step.slot].data(), ids.data, sizeof(int32_t) * m);
-    token_ready_[step.slot]->record();
+    backend_->copy_to_host_async(token_host_[slot].data(), ids.data, sizeof(int32_t) * m);
+    token_ready_[slot]->record();
     for (int i = 0; i < m; ++i) {
       Request* r = step.sample_reqs[i];
       r->pending_rows.push_back(i);
-      r->stop_after_pending = stops_after_next_token(*r);
+      r->stop_after_pending = stops_by_count(*r, r->num_tokens());
     }
   }
 
@@ -627,18 +607,17 @@ bool Engine::Impl::step() {
     if (dead_) return true;
     start_remote_loads(out.remote_loads);
   }
-  step.out = std::move(out);
   if (on_device) {
-    sched_->on_step_computed(step.out);
-    count_step(step.out);
+    sched_->on_step_computed(out);
+    count_step(out);
     inflight_ = std::move(step);
     return true;
   }
   // Synchronous sampling (host-side logits processing, or async scheduling off).
   sampler_->sample(*logits, step.sample_reqs, &sampled_, &sampled_logprobs_);
   completed_step_id_ = step.id;  // sample() waited for the device
-  sched_->on_step_computed(step.out);
-  count_step(step.out);
+  sched_->on_step_computed(out);
+  count_step(out);
   process_tokens(step.sample_reqs, sampled_.data(), &sampled_logprobs_, /*from_device=*/false);
   release_retired();
   return true;

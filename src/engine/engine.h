@@ -31,7 +31,6 @@ struct EngineRequest {
   // Disaggregation: the parsed kv_transfer_params of the HTTP request, as JSON text; interpreted by the
   // engine's KvConnector (absent: none).
   std::optional<std::string> kv_transfer_params_json;
-  int priority = 0;
 };
 
 using OutputChannel = Channel<RequestOutput>;

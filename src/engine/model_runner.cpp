@@ -21,32 +21,45 @@ Result<std::unique_ptr<ModelRunner>> ModelRunner::create(Backend& backend, Llama
   return r;
 }
 
+ModelRunner::MetadataLayout ModelRunner::metadata_layout(const ModelRunnerOptions& o, int max_blocks_per_seq) {
+  const size_t T = o.max_num_batched_tokens, S = o.max_num_seqs;
+  MetadataLayout m{};
+  size_t off = 0;
+  m.tokens = off, off += T;
+  m.positions = off, off += T;
+  m.slots = off, off += T;
+  m.qstart = off, off += S + 1;
+  m.ctx = off, off += S;
+  m.sample = off, off += S;
+  m.pending_src = off, off += S;
+  m.pending_dst = off, off += S;
+  m.tables = off, off += S * static_cast<size_t>(max_blocks_per_seq);
+  m.total = off;
+  return m;
+}
+
+size_t ModelRunner::device_bytes(const ModelRunnerOptions& o, int block_size, int vocab_size) {
+  const size_t S = o.max_num_seqs;
+  const int max_blocks = (o.max_model_len + block_size - 1) / block_size;
+  return sizeof(int32_t) * metadata_layout(o, max_blocks).total + S * static_cast<size_t>(vocab_size) * sizeof(float) +
+         S * sizeof(int32_t);
+}
+
 Status ModelRunner::init() {
   vocab_ = model_.config().vocab_size;
   const int bs = kv_.layout.block_size;
   max_blocks_per_seq_ = (opt_.max_model_len + bs - 1) / bs;
-  const size_t T = opt_.max_num_batched_tokens, S = opt_.max_num_seqs;
-  size_t off = 0;
-  off_tokens_ = off, off += T;
-  off_positions_ = off, off += T;
-  off_slots_ = off, off += T;
-  off_qstart_ = off, off += S + 1;
-  off_ctx_ = off, off += S;
-  off_sample_ = off, off += S;
-  off_pending_src_ = off, off += S;
-  off_pending_dst_ = off, off += S;
-  off_tables_ = off, off += S * static_cast<size_t>(max_blocks_per_seq_);
-  host_elems_ = off;
+  const size_t S = opt_.max_num_seqs;
+  off_ = metadata_layout(opt_, max_blocks_per_seq_);
+  const size_t off = off_.total;
   for (int i = 0; i < 2; ++i) {
     TANDEM_ASSIGN_OR_RETURN(host_slots_[i], backend_.allocate_host(off * sizeof(int32_t)));
     std::fill_n(static_cast<int32_t*>(host_slots_[i].data()), off, 0);
     TANDEM_ASSIGN_OR_RETURN(host_slot_copied_[i], backend_.create_marker());
   }
-  host_ = static_cast<int32_t*>(host_slots_[0].data());
   TANDEM_ASSIGN_OR_RETURN(meta_dev_, backend_.allocate(off * sizeof(int32_t)));
   TANDEM_ASSIGN_OR_RETURN(logits_dev_, backend_.allocate(S * static_cast<size_t>(vocab_) * sizeof(float)));
   TANDEM_ASSIGN_OR_RETURN(sampled_dev_, backend_.allocate(S * sizeof(int32_t)));
-  device_bytes_ = meta_dev_.size() + logits_dev_.size() + sampled_dev_.size();
 
   // Graph buckets: 1, 2, 4, 8, then every 8, up to min(max_num_seqs, max_num_batched_tokens, limit).
   graphs_enabled_ = opt_.use_graphs && backend_.supports_graphs();
@@ -112,18 +125,18 @@ Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes
   // The slot filled two steps ago: its copy to the device must have run before it is rewritten.
   host_slot_ ^= 1;
   TANDEM_RETURN_IF_ERROR(host_slot_copied_[host_slot_]->wait(std::chrono::seconds(120)));
-  host_ = static_cast<int32_t*>(host_slots_[host_slot_].data());
-  int32_t* tokens = host_ + off_tokens_;
-  int32_t* positions = host_ + off_positions_;
-  int32_t* slots = host_ + off_slots_;
-  int32_t* qstart = host_ + off_qstart_;
-  int32_t* ctx = host_ + off_ctx_;
-  int32_t* sample = host_ + off_sample_;
-  int32_t* pending_src = host_ + off_pending_src_;
-  int32_t* pending_dst = host_ + off_pending_dst_;
-  int32_t* tables = host_ + off_tables_;
+  int32_t* const host = static_cast<int32_t*>(host_slots_[host_slot_].data());
+  int32_t* tokens = host + off_.tokens;
+  int32_t* positions = host + off_.positions;
+  int32_t* slots = host + off_.slots;
+  int32_t* qstart = host + off_.qstart;
+  int32_t* ctx = host + off_.ctx;
+  int32_t* sample = host + off_.sample;
+  int32_t* pending_src = host + off_.pending_src;
+  int32_t* pending_dst = host + off_.pending_dst;
+  int32_t* tables = host + off_.tables;
 
-  int n = 0, num_sample = 0, max_q = 0, max_ctx = 0, num_pending = 0;
+  int n = 0, num_sample = 0, num_pending = 0;
   qstart[0] = 0;
   for (int i = 0; i < S; ++i) {
     const RunnerSeq& s = seqs[i];
@@ -156,8 +169,6 @@ Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes
     std::copy_n(s.block_table.data(), nb, tables + static_cast<size_t>(i) * stride);
     std::fill(tables + static_cast<size_t>(i) * stride + nb, tables + static_cast<size_t>(i + 1) * stride, 0);
     if (s.samples) sample[num_sample++] = n - 1;
-    max_q = std::max(max_q, static_cast<int>(s.num_new));
-    max_ctx = std::max(max_ctx, ctx[i]);
   }
   // Graph padding: one-token decodes at position 0 that write no KV (slot -1) and read block 0 only.
   const int real_sample = num_sample;
@@ -169,8 +180,6 @@ Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes
     qstart[i + 1] = n;
     ctx[i] = 1;
     std::fill(tables + static_cast<size_t>(i) * stride, tables + static_cast<size_t>(i + 1) * stride, 0);
-    max_q = std::max(max_q, 1);
-    max_ctx = std::max(max_ctx, 1);
   }
   // A graph always computes logits for every row (its shape is fixed): rows past the real samples
   // point at row i and are never returned.
@@ -181,36 +190,34 @@ Status ModelRunner::build_batch(std::span<const RunnerSeq> seqs, int num_decodes
   const int graph_sample = graph ? padded_seqs : num_sample;
 
   // One copy of the whole metadata region up to the end of the tables used by this batch.
-  const size_t used = off_tables_ + static_cast<size_t>(total_seqs) * stride;
-  backend_.copy_to_device(meta_dev_.data(), host_, used * sizeof(int32_t));
+  const size_t used = off_.tables + static_cast<size_t>(total_seqs) * stride;
+  backend_.copy_to_device(meta_dev_.data(), host, used * sizeof(int32_t));
   host_slot_copied_[host_slot_]->record();
   int32_t* dev = static_cast<int32_t*>(meta_dev_.data());
   const Device d = backend_.device();
   if (num_pending > 0) {
-    backend_.scatter_ids(sampled_ids(opt_.max_num_seqs), TensorView(dev + off_pending_src_, DType::kI32, d, {num_pending}),
-                         TensorView(dev + off_pending_dst_, DType::kI32, d, {num_pending}),
-                         TensorView(dev + off_tokens_, DType::kI32, d, {n}));
+    backend_.scatter_ids(sampled_ids(opt_.max_num_seqs), TensorView(dev + off_.pending_src, DType::kI32, d, {num_pending}),
+                         TensorView(dev + off_.pending_dst, DType::kI32, d, {num_pending}),
+                         TensorView(dev + off_.tokens, DType::kI32, d, {n}));
   }
 
-  b.token_ids = TensorView(dev + off_tokens_, DType::kI32, d, {n});
+  b.token_ids = TensorView(dev + off_.tokens, DType::kI32, d, {n});
   AttentionMetadata& md = b.attn;
   md.num_seqs = total_seqs;
   md.num_tokens = n;
   md.num_decode_seqs = num_decodes + (padded_seqs - S);
-  md.max_query_len = max_q;
-  md.max_context_len = max_ctx;
   md.max_blocks_per_seq = stride;
-  md.positions = TensorView(dev + off_positions_, DType::kI32, d, {n});
-  md.slot_mapping = TensorView(dev + off_slots_, DType::kI32, d, {n});
-  md.query_start = TensorView(dev + off_qstart_, DType::kI32, d, {total_seqs + 1});
-  md.context_lens = TensorView(dev + off_ctx_, DType::kI32, d, {total_seqs});
-  md.block_tables = TensorView(dev + off_tables_, DType::kI32, d, {total_seqs, stride});
+  md.positions = TensorView(dev + off_.positions, DType::kI32, d, {n});
+  md.slot_mapping = TensorView(dev + off_.slots, DType::kI32, d, {n});
+  md.query_start = TensorView(dev + off_.qstart, DType::kI32, d, {total_seqs + 1});
+  md.context_lens = TensorView(dev + off_.ctx, DType::kI32, d, {total_seqs});
+  md.block_tables = TensorView(dev + off_.tables, DType::kI32, d, {total_seqs, stride});
   md.h_positions = positions;
   md.h_slot_mapping = slots;
   md.h_query_start = qstart;
   md.h_context_lens = ctx;
   md.h_block_tables = tables;
-  b.sample_rows = TensorView(dev + off_sample_, DType::kI32, d, {graph_sample});
+  b.sample_rows = TensorView(dev + off_.sample, DType::kI32, d, {graph_sample});
   b.num_sample = graph_sample;
   num_sample_out = real_sample;
   return Status::Ok();

@@ -58,7 +58,6 @@ class ModelRunner {
   // execute() reads pending inputs from here before anything overwrites it.
   TensorView sampled_ids(int rows) const;
 
-  int vocab_size() const { return vocab_; }
   // Runs a full-budget prefill once and captures the graph of every decode bucket, so the first requests
   // pay neither lazy kernel loading and library set-up nor graph capture (vLLM warms up likewise). Writes
   // garbage K/V into the pool's first blocks: call before any request owns blocks.
@@ -68,12 +67,13 @@ class ModelRunner {
   // Benchmarks: runs the previous step's graph again on the same inputs (pure device time of a decode
   // step, no host work). Error when the previous step was not a graph replay.
   Status replay_last_graph();
-  size_t buffer_bytes() const { return device_bytes_; }
+  // Device bytes create() allocates for these options (the engine's memory plan charges them).
+  static size_t device_bytes(const ModelRunnerOptions& options, int block_size, int vocab_size);
 
  private:
   ModelRunner(Backend& backend, LlamaModel& model, const KvCacheView& kv, const ModelRunnerOptions& options);
   Status init();
-  // Fills host_ for `seqs` padded with harmless decode rows up to `padded_seqs` (== seqs.size() when
+  // Fills the next host slot for `seqs` padded with harmless decode rows up to `padded_seqs` (== seqs.size() when
   // eager), using block-table row stride `stride`, copies it to the device and fills `b`. `graph`: every
   // row gets a logits row (fixed shape). num_sample: the real sampled rows.
   Status build_batch(std::span<const RunnerSeq> seqs, int num_decodes, bool graph, int padded_seqs, int stride,
@@ -87,7 +87,6 @@ class ModelRunner {
   ModelRunnerOptions opt_;
   int vocab_ = 0;
   int max_blocks_per_seq_ = 0;
-  size_t device_bytes_ = 0;
 
   // Host staging (pinned where the backend has it), one contiguous i32 array so the metadata goes to the
   // device in one copy. Two slots, used in turn: a step's copy may still be queued behind the previous
@@ -95,15 +94,16 @@ class ModelRunner {
   // copy) has been passed.
   Buffer host_slots_[2];
   std::unique_ptr<DeviceMarker> host_slot_copied_[2];
-  int host_slot_ = 0;
-  int32_t* host_ = nullptr;  // the slot being filled
-  size_t host_elems_ = 0;
+  int host_slot_ = 0;  // the slot the last batch was built in
   Buffer meta_dev_;   // same layout as a host slot
   Buffer sampled_dev_;  // i32 [max_num_seqs]
   Buffer logits_dev_;  // fp32 [max_num_seqs, vocab]
-  // Offsets (in i32 elements) of each array inside host_ / meta_dev_.
-  size_t off_tokens_ = 0, off_positions_ = 0, off_slots_ = 0, off_qstart_ = 0, off_ctx_ = 0, off_sample_ = 0,
-         off_pending_src_ = 0, off_pending_dst_ = 0, off_tables_ = 0;
+  // Offsets (in i32 elements) of each array inside a host slot / meta_dev_; total is the region's length.
+  struct MetadataLayout {
+    size_t tokens, positions, slots, qstart, ctx, sample, pending_src, pending_dst, tables, total;
+  };
+  static MetadataLayout metadata_layout(const ModelRunnerOptions& o, int max_blocks_per_seq);
+  MetadataLayout off_{};
 
   // Graph buckets (ascending) and the graph id captured for each (-1: not yet).
   bool graphs_enabled_ = false;

@@ -1,5 +1,5 @@
 // Request: the engine's per-request state as the scheduler and model runner see it (the output side,
-// detokenizer and stop strings, lives in OutputProcessor). Owned by the engine; the scheduler queues
+// detokenizer and stop strings, lives in engine.cpp's LiveRequest and TextStream). Owned by the engine; the scheduler queues
 // hold pointers.
 #pragma once
 
@@ -35,18 +35,15 @@ struct Request {
 
   SamplingParams sampling;
   uint64_t seed = 0;  // the request's seed, or one drawn from the engine's generator
-  int priority = 0;
 
   // Disaggregation.
   KvRole kv_role = KvRole::kNone;
-  RemotePrefillInfo remote;
   bool remote_load_failed = false;           // fell back to a local prefill
   std::optional<int32_t> forced_first_token;  // the producer's first token, used instead of sampling
 
   // Accounting.
   int32_t num_cached_tokens = -1;  // prompt tokens from the local prefix cache, set when first scheduled
   int32_t num_remote_tokens = 0;   // prompt tokens whose KV came from the remote prefill
-  int num_preemptions = 0;
   TimePoint arrival_time{};
   std::optional<TimePoint> first_scheduled_time;
   std::optional<TimePoint> first_token_time;

@@ -35,7 +35,6 @@ class Sampler {
   // Enqueues sampling of reqs' rows into ids (i32 on the device); nothing waits.
   void sample_to_device(const TensorView& logits, std::span<Request* const> reqs, TensorView ids);
 
-  const std::vector<int32_t>& eos_token_ids() const { return eos_; }
 
   // Host-side helpers (exposed for tests).
   static void apply_penalties(std::span<float> logits, const Request& req, std::vector<int32_t>* counts);

@@ -34,7 +34,6 @@ void Scheduler::preempt(Request* victim, SchedulerOutput& out) {
   bm_.free(victim->blocks);
   victim->num_computed_tokens = 0;
   victim->state = RequestState::kWaiting;
-  victim->num_preemptions++;
   waiting_.push_front(victim);
   out.preempted.push_back(victim);
   ++num_preemptions_;

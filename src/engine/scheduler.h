@@ -86,8 +86,6 @@ class Scheduler {
   uint64_t num_preemptions() const { return num_preemptions_; }
   uint64_t prefix_queries() const { return prefix_queries_; }
   uint64_t prefix_hits() const { return prefix_hits_; }
-  const std::vector<Request*>& running() const { return running_; }
-  const std::deque<Request*>& waiting() const { return waiting_; }
 
   // Frees every lease and orphaned load (engine shutdown, after all requests were removed).
   void release_all();

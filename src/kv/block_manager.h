@@ -33,7 +33,6 @@ class BlockManager {
     return static_cast<int32_t>((num_tokens + block_size_ - 1) / block_size_);
   }
   const BlockAllocator& allocator() const { return allocator_; }
-  const PrefixCache& prefix_cache() const { return cache_; }
 
   // On an empty table: takes the longest run of cached leading full blocks of `tokens`, at most
   // `max_blocks` of them, adding a reference to each. Returns the number of blocks taken.

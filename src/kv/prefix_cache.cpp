@@ -55,9 +55,4 @@ void PrefixCache::evict(int32_t block) {
   has_hash_[block] = 0;
 }
 
-void PrefixCache::clear() {
-  map_.clear();
-  std::fill(has_hash_.begin(), has_hash_.end(), 0);
-}
-
 }  // namespace tandem

@@ -30,8 +30,6 @@ class PrefixCache {
   // Forgets `block` (it is being reused for other data). No-op if it is not registered.
   void evict(int32_t block);
   bool is_cached(int32_t block) const { return has_hash_[block] != 0; }
-  size_t size() const { return map_.size(); }
-  void clear();
 
  private:
   int block_size_;

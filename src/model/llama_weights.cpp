@@ -60,24 +60,20 @@ int64_t numel_of(const std::vector<int64_t>& s) {
   return n;
 }
 
-// Copies host data of type `src_type` into device memory dst (compute dtype), converting in parallel
-// chunks through a staging buffer (directly into dst on the CPU backend).
-void upload_converted(Backend& backend, const void* src, DType src_type, void* dst, DType dst_type, int64_t n,
-                      std::vector<uint8_t>& staging) {
-  const size_t dsz = dtype_size(dst_type), ssz = dtype_size(src_type);
-  constexpr int64_t kChunk = 8 << 20;  // elements per upload
-  for (int64_t b = 0; b < n; b += kChunk) {
-    int64_t cnt = std::min(kChunk, n - b);
+// Fills n elements of dst (device memory of element size dsz) chunk by chunk: fill(out, first, count)
+// writes elements [first, first + count) to host memory `out`, in parallel pieces; the chunk then goes
+// through the staging buffer to the device (on the CPU backend fill writes into dst directly).
+template <typename Fill>
+void upload_chunked(Backend& backend, void* dst, size_t dsz, int64_t n, int64_t chunk, std::vector<uint8_t>& staging,
+                    const Fill& fill) {
+  for (int64_t b = 0; b < n; b += chunk) {
+    const int64_t cnt = std::min(chunk, n - b);
     uint8_t* out = backend.device() == Device::kCpu ? static_cast<uint8_t*>(dst) + b * dsz : nullptr;
     if (!out) {
       staging.resize(static_cast<size_t>(cnt) * dsz);
       out = staging.data();
     }
-    const uint8_t* in = static_cast<const uint8_t*>(src) + b * ssz;
-    parallel_chunks(cnt, 1 << 16, 0, [&](int64_t s, int64_t e) {
-      Status st = convert_host(in + s * ssz, src_type, out + s * dsz, dst_type, static_cast<size_t>(e - s));
-      TANDEM_CHECK(st.ok(), "{}", st.to_string());  // float types only, checked by the caller
-    });
+    parallel_chunks(cnt, 1 << 16, 0, [&](int64_t s, int64_t e) { fill(out + s * dsz, b + s, e - s); });
     if (backend.device() != Device::kCpu) {
       backend.copy_to_device(static_cast<uint8_t*>(dst) + b * dsz, out, cnt * dsz);
       backend.synchronize();  // the staging buffer is refilled next
@@ -85,27 +81,24 @@ void upload_converted(Backend& backend, const void* src, DType src_type, void* d
   }
 }
 
+// Copies host data of type `src_type` into device memory dst (compute dtype), converting on the way.
+void upload_converted(Backend& backend, const void* src, DType src_type, void* dst, DType dst_type, int64_t n,
+                      std::vector<uint8_t>& staging) {
+  const size_t dsz = dtype_size(dst_type), ssz = dtype_size(src_type);
+  upload_chunked(backend, dst, dsz, n, int64_t{8} << 20, staging, [&](uint8_t* out, int64_t first, int64_t count) {
+    Status st = convert_host(static_cast<const uint8_t*>(src) + first * ssz, src_type, out, dst_type,
+                             static_cast<size_t>(count));
+    TANDEM_CHECK(st.ok(), "{}", st.to_string());  // float types only, checked by the caller
+  });
+}
+
 void upload_random(Backend& backend, uint64_t seed, const Source& src, void* dst, DType dtype, std::vector<uint8_t>& staging) {
-  const int64_t n = numel_of(src.shape);
-  const size_t dsz = dtype_size(dtype);
   const uint64_t stream = weight_stream_id(src.name);
   const float mean = src.is_norm ? 1.0f : 0.0f, stddev = src.is_norm ? 0.0f : 0.02f;
-  constexpr int64_t kChunk = 16 << 20;
-  for (int64_t b = 0; b < n; b += kChunk) {
-    int64_t cnt = std::min(kChunk, n - b);
-    uint8_t* out = backend.device() == Device::kCpu ? static_cast<uint8_t*>(dst) + b * dsz : nullptr;
-    if (!out) {
-      staging.resize(static_cast<size_t>(cnt) * dsz);
-      out = staging.data();
-    }
-    parallel_chunks(cnt, 1 << 16, 0, [&](int64_t s, int64_t e) {
-      fill_random_weights(seed, stream, mean, stddev, dtype, out + s * dsz, b + s, e - s);
-    });
-    if (backend.device() != Device::kCpu) {
-      backend.copy_to_device(static_cast<uint8_t*>(dst) + b * dsz, out, cnt * dsz);
-      backend.synchronize();  // the staging buffer is refilled next
-    }
-  }
+  upload_chunked(backend, dst, dtype_size(dtype), numel_of(src.shape), int64_t{16} << 20, staging,
+                 [&](uint8_t* out, int64_t first, int64_t count) {
+                   fill_random_weights(seed, stream, mean, stddev, dtype, out, first, count);
+                 });
 }
 
 }  // namespace

@@ -4,10 +4,10 @@
 
 #include <climits>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "common/file_util.h"
 
 namespace tandem {
 namespace {
@@ -202,12 +202,12 @@ Result<ModelConfig> ModelConfig::from_json(const std::string& text, const std::s
 }
 
 Result<ModelConfig> ModelConfig::from_file(const std::filesystem::path& config_json) {
-  std::ifstream in(config_json, std::ios::binary);
-  if (!in) return NotFoundError("cannot open model config {}", config_json.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return IoErrorError("error reading {}", config_json.string());
-  return from_json(ss.str(), config_json.string());
+  auto text = read_file(config_json);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) return NotFoundError("cannot open model config {}", config_json.string());
+    return IoErrorError("error reading {}", config_json.string());
+  }
+  return from_json(*text, config_json.string());
 }
 
 std::string ModelConfig::to_json() const {

@@ -1,11 +1,11 @@
 // SafetensorsCheckpoint: single-file or sharded (index.json) checkpoints.
 #include "model/safetensors_checkpoint.h"
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "common/file_util.h"
 
 namespace tandem {
 
@@ -16,13 +16,11 @@ Result<std::unique_ptr<SafetensorsCheckpoint>> SafetensorsCheckpoint::open_dir(c
   const auto single_path = model_dir / "model.safetensors";
   std::error_code ec;
   if (std::filesystem::exists(index_path, ec)) {
-    std::ifstream in(index_path, std::ios::binary);
-    if (!in) return IoErrorError("cannot open {}", index_path.string());
-    std::stringstream ss;
-    ss << in.rdbuf();
+    auto text = read_file(index_path);
+    if (!text.ok()) return IoErrorError("cannot open {}", index_path.string());
     std::map<std::string, std::string> weight_map;
     try {
-      auto j = nlohmann::json::parse(ss.str());
+      auto j = nlohmann::json::parse(*text);
       auto wm = j.find("weight_map");
       if (wm == j.end() || !wm->is_object()) return InvalidArgumentError("{}: missing object field 'weight_map'", index_path.string());
       for (auto it = wm->begin(); it != wm->end(); ++it) {

@@ -25,13 +25,6 @@ std::string_view HttpRequest::header(std::string_view name) const {
   return {};
 }
 
-bool HttpRequest::has_header(std::string_view name) const {
-  for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return true;
-  }
-  return false;
-}
-
 std::string_view http_reason_phrase(int status) {
   auto sv = boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(status));
   if (sv.empty()) return "Unknown";

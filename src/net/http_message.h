@@ -27,7 +27,6 @@ struct HttpRequest {
 
   // First header with this name (case-insensitive), or empty.
   std::string_view header(std::string_view name) const;
-  bool has_header(std::string_view name) const;
 };
 
 struct HttpResponse {

@@ -31,10 +31,9 @@ class SessionResponseWriter final : public ResponseWriter {
   }
   void write(std::string data) override { s_->write(seq_, std::move(data)); }
   void finish() override { s_->finish(seq_); }
-  bool is_closed() const override { return s_->is_closed(seq_); }
+  bool is_closed() const override { return s_->is_closed(); }
   void on_close(std::function<void()> fn) override { s_->on_close(seq_, std::move(fn)); }
   void post(std::function<void()> fn) override { s_->post(std::move(fn)); }
-  size_t buffered_bytes() const override { return s_->buffered_bytes(); }
 
  private:
   std::shared_ptr<HttpSession> s_;
@@ -239,8 +238,6 @@ void HttpSession::abandon(uint64_t seq) {
   });
 }
 
-bool HttpSession::is_closed(uint64_t seq) const { return closed_seq_.load() != 0; }
-
 void HttpSession::on_close(uint64_t seq, std::function<void()> fn) {
   asio::dispatch(socket_.get_executor(), [self = shared_from_this(), seq, fn = std::move(fn)]() mutable {
     if (self->phase_ == Phase::kClosed) {
@@ -287,7 +284,6 @@ void HttpSession::queue_response_head(int status, std::string_view content_type,
 void HttpSession::enqueue(std::string data) {
   if (phase_ == Phase::kClosed || data.empty()) return;
   out_bytes_ += data.size();
-  buffered_atomic_.store(out_bytes_, std::memory_order_relaxed);
   out_.push_back(std::move(data));
   if (!write_pending_) start_write();
 }
@@ -313,7 +309,6 @@ void HttpSession::on_write(error_code ec) {
   if (phase_ == Phase::kClosed) return;
   if (ec) return close_now();
   out_bytes_ -= std::min(out_bytes_, writing_.size());
-  buffered_atomic_.store(out_bytes_, std::memory_order_relaxed);
   if (writing_.capacity() > (1u << 20)) std::string().swap(writing_);
   if (!out_.empty()) return start_write();
   if (response_ == ResponseState::kComplete) after_flush();
@@ -401,7 +396,7 @@ void HttpSession::close_now() {
   bool was_incomplete = phase_ == Phase::kHandling && response_ != ResponseState::kComplete;
   phase_ = Phase::kClosed;
   shared_->connections_open.fetch_sub(1);
-  closed_seq_.store(seq_ + 1);
+  closed_.store(true);
   disarm_timer();
   write_timer_.cancel();
   error_code ignored;
@@ -409,7 +404,6 @@ void HttpSession::close_now() {
   socket_.close(ignored);
   out_.clear();
   out_bytes_ = 0;
-  buffered_atomic_.store(0);
   if (in_flight_) {
     in_flight_ = false;
     shared_->requests_in_flight.fetch_sub(1);

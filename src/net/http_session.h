@@ -56,10 +56,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void write(uint64_t seq, std::string data);
   void finish(uint64_t seq);
   void abandon(uint64_t seq);  // the writer was dropped: answer 500 / cut the stream if unanswered
-  bool is_closed(uint64_t seq) const;
+  // True once the connection closed (any thread).
+  bool is_closed() const { return closed_.load(); }
   void on_close(uint64_t seq, std::function<void()> fn);
   void post(std::function<void()> fn);
-  size_t buffered_bytes() const { return buffered_atomic_.load(std::memory_order_relaxed); }
 
  private:
   enum class Phase { kReading, kHandling, kClosed };
@@ -104,7 +104,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   Phase phase_ = Phase::kReading;
   uint64_t seq_ = 0;
-  std::atomic<uint64_t> closed_seq_{0};  // seq_ at close time (+1 so that 0 means open)
+  std::atomic<bool> closed_{false};  // set by close_now(); read from any thread
   ResponseState response_ = ResponseState::kNone;
   bool keep_alive_ = true;
   bool chunked_ = true;  // false for HTTP/1.0 streams (body delimited by close)
@@ -114,7 +114,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   std::deque<std::string> out_;
   size_t out_bytes_ = 0;
-  std::atomic<size_t> buffered_atomic_{0};
   std::string writing_;
   bool write_pending_ = false;
 

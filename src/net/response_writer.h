@@ -39,9 +39,6 @@ class ResponseWriter {
   // results produced on other threads (e.g. an engine channel's on_push) to the response. `fn` runs
   // even after the connection closed (until the server stops).
   virtual void post(std::function<void()> fn) = 0;
-
-  // Bytes queued for the socket and not yet written (for backpressure decisions).
-  virtual size_t buffered_bytes() const = 0;
 };
 
 }  // namespace tandem

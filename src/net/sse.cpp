@@ -1,4 +1,4 @@
-// SSE and chunk framing.
+// SSE and chunk framing; the incremental SSE parser (scans each fed chunk for line ends without copying complete lines).
 #include "net/sse.h"
 
 #include <fmt/format.h>
@@ -51,30 +51,64 @@ std::string http_chunk(std::string_view data) {
   return out;
 }
 
+void SseParser::feed(std::string_view bytes, const EventFn& on_event) {
+  size_t pos = 0;
+  if (skip_lf_ && !bytes.empty()) {
+    if (bytes[0] == '\n') pos = 1;
+    skip_lf_ = false;
+  }
+  // Complete lines are parsed in place; only a line split across chunks is copied.
+  while (pos < bytes.size()) {
+    size_t end = bytes.find_first_of("\r\n", pos);
+    if (end == std::string_view::npos) {
+      line_.append(bytes.substr(pos));
+      return;
+    }
+    if (line_.empty()) {
+      process_line(bytes.substr(pos, end - pos), on_event);
+    } else {
+      line_.append(bytes.substr(pos, end - pos));
+      std::string line = std::move(line_);
+      line_.clear();
+      process_line(line, on_event);
+    }
+    if (bytes[end] == '\r') {
+      if (end + 1 < bytes.size()) {
+        if (bytes[end + 1] == '\n') ++end;
+      } else {
+        skip_lf_ = true;
+      }
+    }
+    pos = end + 1;
+  }
+}
+
+void SseParser::finish(const EventFn& on_event) {
+  if (!line_.empty()) {
+    std::string line = std::move(line_);
+    line_.clear();
+    process_line(line, on_event);
+  }
+  process_line("", on_event);  // dispatch what is pending
+}
+
 std::vector<SseEvent> SseParser::feed(std::string_view bytes) {
   std::vector<SseEvent> out;
-  pending_.append(bytes);
-  size_t start = 0;
-  while (true) {
-    size_t nl = pending_.find('\n', start);
-    if (nl == std::string::npos) break;
-    size_t end = nl;
-    if (end > start && pending_[end - 1] == '\r') --end;
-    take_line(std::string_view(pending_).substr(start, end - start), out);
-    start = nl + 1;
-  }
-  pending_.erase(0, start);
+  feed(bytes, [&out](const SseEventView& e) { out.push_back(SseEvent{std::string(e.event), std::string(e.data)}); });
   return out;
 }
 
-void SseParser::take_line(std::string_view line, std::vector<SseEvent>& out) {
+void SseParser::process_line(std::string_view line, const EventFn& on_event) {
   if (line.empty()) {  // dispatch
-    if (has_data_ || !current_.event.empty()) out.push_back(std::move(current_));
-    current_ = {};
+    if (has_data_ || !event_.empty()) {
+      on_event(SseEventView{.event = event_, .data = data_, .has_data = has_data_});
+    }
+    event_.clear();
+    data_.clear();
     has_data_ = false;
     return;
   }
-  if (line[0] == ':') return;
+  if (line[0] == ':') return;  // comment / keep-alive ping
   size_t colon = line.find(':');
   std::string_view field = line.substr(0, colon);
   std::string_view value;
@@ -83,11 +117,11 @@ void SseParser::take_line(std::string_view line, std::vector<SseEvent>& out) {
     if (!value.empty() && value[0] == ' ') value.remove_prefix(1);
   }
   if (field == "data") {
-    if (has_data_) current_.data += '\n';
-    current_.data.append(value);
+    if (has_data_) data_.push_back('\n');
+    data_.append(value);
     has_data_ = true;
   } else if (field == "event") {
-    current_.event.assign(value);
+    event_.assign(value);
   }
 }
 

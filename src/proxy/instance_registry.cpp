@@ -2,10 +2,10 @@
 #include "proxy/instance_registry.h"
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
 
 #include "common/logging.h"
+#include "net/http_client.h"
 
 namespace tandem::proxy {
 
@@ -25,36 +25,20 @@ Result<RoutingPolicy> parse_routing_policy(std::string_view name) {
 }
 
 Result<InstanceUrl> parse_instance_url(std::string_view url) {
-  std::string_view rest = url;
-  if (rest.starts_with("http://")) {
-    rest.remove_prefix(7);
-  } else if (rest.find("://") != std::string_view::npos) {
-    return InvalidArgumentError("instance URL '{}': only http:// is supported", url);
-  }
-  size_t slash = rest.find('/');
-  std::string_view hostport = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  if (hostport.empty()) return InvalidArgumentError("instance URL '{}' has no host", url);
+  // A URL without a scheme means http://; net's parser rejects any other scheme.
+  const bool has_scheme = url.find("://") != std::string_view::npos;
+  const std::string full = has_scheme ? std::string(url) : "http://" + std::string(url);
+  auto parsed = net::HttpUrl::parse(full);
+  if (!parsed.ok()) return InvalidArgumentError("instance URL '{}': {}", url, parsed.status().message());
+  // HttpUrl takes "host:" as the default port; an instance URL must then name one.
+  std::string_view authority = std::string_view(full).substr(7);
+  authority = authority.substr(0, authority.find('/'));
+  if (authority.ends_with(':')) return InvalidArgumentError("instance URL '{}' has a bad port ''", url);
   InstanceUrl out;
-  size_t colon = hostport.rfind(':');
-  if (colon == std::string_view::npos || (hostport.front() == '[' && hostport.back() == ']')) {
-    out.host = std::string(hostport);
-    out.port = 80;
-  } else {
-    out.host = std::string(hostport.substr(0, colon));
-    std::string_view port_text = hostport.substr(colon + 1);
-    unsigned port = 0;
-    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port == 0 || port > 65535) {
-      return InvalidArgumentError("instance URL '{}' has a bad port '{}'", url, port_text);
-    }
-    out.port = static_cast<uint16_t>(port);
-  }
-  if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']') {
-    out.host = out.host.substr(1, out.host.size() - 2);  // [::1] -> ::1
-  }
-  if (out.host.empty()) return InvalidArgumentError("instance URL '{}' has no host", url);
+  out.host = std::move(parsed->host);
+  out.port = parsed->port;
+  std::string_view path = parsed->target;
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   out.base_path = std::string(path);
   bool v6 = out.host.find(':') != std::string::npos;
   out.text = fmt::format("http://{}{}{}:{}{}", v6 ? "[" : "", out.host, v6 ? "]" : "", out.port, out.base_path);
@@ -80,11 +64,6 @@ InstanceLease& InstanceLease::operator=(InstanceLease&& other) noexcept {
 }
 
 InstanceLease::~InstanceLease() { release(); }
-
-const InstanceUrl& InstanceLease::url() const {
-  TANDEM_CHECK(registry_ != nullptr, "url() on an empty lease");
-  return registry_->url(index_);
-}
 
 void InstanceLease::release() {
   if (registry_ == nullptr) return;
@@ -189,12 +168,6 @@ bool InstanceRegistry::any_healthy(InstanceRole role, const std::vector<size_t>&
     }
   }
   return false;
-}
-
-size_t InstanceRegistry::count(InstanceRole role) const {
-  std::lock_guard lock(mu_);
-  return static_cast<size_t>(
-      std::count_if(instances_.begin(), instances_.end(), [&](const auto& i) { return i->role == role; }));
 }
 
 size_t InstanceRegistry::size() const {

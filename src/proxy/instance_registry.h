@@ -61,7 +61,6 @@ class InstanceLease {
 
   bool valid() const { return registry_ != nullptr; }
   size_t index() const { return index_; }
-  const InstanceUrl& url() const;
   // Returns the load early (e.g. prefill done, the decode leg runs on).
   void release();
 
@@ -96,7 +95,6 @@ class InstanceRegistry {
   bool report_request_failure(size_t index);
 
   bool any_healthy(InstanceRole role, const std::vector<size_t>& exclude = {}) const;
-  size_t count(InstanceRole role) const;
   size_t size() const;
   const InstanceUrl& url(size_t index) const;
   InstanceRole role(size_t index) const;

@@ -244,17 +244,18 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
                           .on_body =
                               [st, &mine](std::string_view piece) {
                                 const int64_t now = now_ns();
-                                for (auto& ev : st->parser.feed(piece)) {
-                                  if (ev.data == "[DONE]") continue;
+                                st->parser.feed(piece, [&](const SseEventView& ev) {
+                                  if (ev.data == "[DONE]") return;
                                   size_t k = ev.data.find("\"text\":\"");
-                                  if (k == std::string::npos) continue;
-                                  int64_t stamp = std::strtoll(ev.data.c_str() + k + 8, nullptr, 10);
+                                  if (k == std::string_view::npos) return;
+                                  // The stamp is followed by '"', which ends the number.
+                                  int64_t stamp = std::strtoll(ev.data.data() + k + 8, nullptr, 10);
                                   mine.chunk_ms.push_back(static_cast<double>(now - stamp) / 1e6);
                                   if (st->first) {
                                     st->first = false;
                                     mine.ttft_ms.push_back(seconds_between(st->sent, Clock::now()) * 1e3);
                                   }
-                                }
+                                });
                               },
                           .on_complete = [&mine](const Status& s) { s.ok() ? ++mine.ok : ++mine.failed; }});
         }

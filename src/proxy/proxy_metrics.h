@@ -30,8 +30,6 @@ class LatencyHistogram {
   std::atomic<int64_t> sum_micros_{0};
 };
 
-enum class ProxyPhase { kPrefill, kDecode };
-
 class ProxyMetrics {
  public:
   // Requests by route kind.

@@ -225,7 +225,7 @@ void ProxyRequest::on_decode_body(std::string_view piece) {
     return;
   }
   std::string out;
-  for (SseEvent& ev : sse_.feed(piece)) out += merger_.decode_event(ev.data);
+  sse_.feed(piece, [this, &out](const SseEventView& ev) { out += merger_.decode_event(ev.data); });
   if (!out.empty()) {
     decode_relayed_ = true;
     write(std::move(out));

@@ -11,7 +11,7 @@ namespace tandem::proxy {
 namespace {
 
 void send_error(const std::shared_ptr<ResponseWriter>& w, int status, std::string_view message) {
-  w->send(HttpResponse::json(status, error_body(message, error_type_for_status(status), status)));
+  w->send(error_response(status, message));
 }
 
 }  // namespace
@@ -36,9 +36,7 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::create(ProxyConfig config) {
   opts.context_per_thread = true;
   opts.thread_name = "proxy-io";
   opts.read_timeout = std::chrono::milliseconds(120000);
-  opts.error_response = [](int status, std::string_view message) {
-    return HttpResponse::json(status, error_body(message, error_type_for_status(status), status));
-  };
+  opts.error_response = [](int status, std::string_view message) { return error_response(status, message); };
   p->server_ = std::make_unique<HttpServer>(std::move(opts), p->router_.as_handler());
   if (p->config_.upstream_threads > 0) {
     p->pool_ = std::make_unique<UpstreamPool>(p->config_.upstream_threads, p->registry_);
@@ -166,9 +164,7 @@ void ProxyServer::handle_generate(ApiKind kind, const HttpRequest& req, std::sha
 
 void ProxyServer::handle_health(const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
   if (healthy()) return w->send(HttpResponse::text(200, ""));
-  w->send(HttpResponse::json(503, error_body(config_.colocated() ? "no healthy instance"
-                                                                 : "no healthy prefill or no healthy decode instance",
-                                             "ServiceUnavailableError", 503)));
+  send_error(w, 503, config_.colocated() ? "no healthy instance" : "no healthy prefill or no healthy decode instance");
 }
 
 void ProxyServer::handle_metrics(const HttpRequest&, std::shared_ptr<ResponseWriter> w) {

@@ -27,6 +27,10 @@ std::string error_body(std::string_view message, std::string_view type, int code
   return e.dump();
 }
 
+HttpResponse error_response(int status, std::string_view message) {
+  return HttpResponse::json(status, error_body(message, error_type_for_status(status), status));
+}
+
 StreamMerger::StreamMerger(const RequestInfo& info, bool decode_usage_counts_first_token)
     : info_(info), decode_usage_counts_first_token_(decode_usage_counts_first_token), model_(info.model) {}
 

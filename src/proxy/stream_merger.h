@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "net/http_message.h"
 #include "proxy/request_rewriter.h"
 
 namespace tandem::proxy {
@@ -48,9 +49,6 @@ class StreamMerger {
   std::string error_events(std::string_view message, int code);
 
   bool decode_done() const { return decode_done_; }       // the decode leg sent [DONE]
-  bool has_decode_usage() const { return decode_usage_.has_value(); }
-  bool first_token_sent() const { return first_token_sent_; }
-  const std::string& id() const { return id_; }
 
   // The merged usage object ({prompt_tokens, completion_tokens, total_tokens, ...}) or null.
   json merged_usage() const;
@@ -74,5 +72,7 @@ class StreamMerger {
 std::string error_body(std::string_view message, std::string_view type, int code);
 // The OpenAI error type for an HTTP status ("BadRequestError", "ServiceUnavailableError", ...).
 std::string_view error_type_for_status(int status);
+// A JSON error response: error_body(message, error_type_for_status(status), status).
+HttpResponse error_response(int status, std::string_view message);
 
 }  // namespace tandem::proxy

@@ -20,7 +20,7 @@ std::string_view api_error_type_for_status(int s) {
   }
 }
 
-static ApiError make(int status, std::string message, std::optional<std::string> param = std::nullopt) {
+ApiError ApiError::of_status(int status, std::string message, std::optional<std::string> param) {
   ApiError e;
   e.http_status = status;
   e.message = std::move(message);
@@ -30,12 +30,12 @@ static ApiError make(int status, std::string message, std::optional<std::string>
 }
 
 ApiError ApiError::bad_request(std::string message, std::optional<std::string> param) {
-  return make(400, std::move(message), std::move(param));
+  return of_status(400, std::move(message), std::move(param));
 }
-ApiError ApiError::unauthorized(std::string message) { return make(401, std::move(message)); }
-ApiError ApiError::not_found(std::string message) { return make(404, std::move(message)); }
-ApiError ApiError::overloaded(std::string message) { return make(503, std::move(message)); }
-ApiError ApiError::internal(std::string message) { return make(500, std::move(message)); }
+ApiError ApiError::unauthorized(std::string message) { return of_status(401, std::move(message)); }
+ApiError ApiError::not_found(std::string message) { return of_status(404, std::move(message)); }
+ApiError ApiError::overloaded(std::string message) { return of_status(503, std::move(message)); }
+ApiError ApiError::internal(std::string message) { return of_status(500, std::move(message)); }
 
 ApiError ApiError::from_status(const Status& status) {
   switch (status.code()) {
@@ -43,14 +43,14 @@ ApiError ApiError::from_status(const Status& status) {
     case StatusCode::kOutOfRange:
     case StatusCode::kAlreadyExists:
     case StatusCode::kFailedPrecondition:
-      return make(400, status.message());
+      return of_status(400, status.message());
     case StatusCode::kNotFound:
-      return make(404, status.message());
+      return of_status(404, status.message());
     case StatusCode::kResourceExhausted:
     case StatusCode::kUnavailable:
-      return make(503, status.message());
+      return of_status(503, status.message());
     default:
-      return make(500, status.to_string());
+      return of_status(500, status.to_string());
   }
 }
 

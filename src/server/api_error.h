@@ -17,6 +17,8 @@ struct ApiError {
   std::string type = "BadRequestError";  // vLLM's names: BadRequestError, NotFoundError, ...
   std::optional<std::string> param;
 
+  // Any status, with the error type OpenAI / vLLM use for it (api_error_type_for_status).
+  static ApiError of_status(int http_status, std::string message, std::optional<std::string> param = std::nullopt);
   static ApiError bad_request(std::string message, std::optional<std::string> param = std::nullopt);
   static ApiError unauthorized(std::string message);
   static ApiError not_found(std::string message);

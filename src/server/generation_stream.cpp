@@ -52,19 +52,16 @@ void GenerationStream::schedule_drain() {
 
 void GenerationStream::drain() {
   drain_scheduled_.store(false);
+  // Read closed() first: once it is true, everything pushed is already queued and the loop below takes
+  // it all. A close() after this read fires on_push, which schedules another drain.
+  const bool closed = channel_->closed();
   while (!done_) {
     std::optional<RequestOutput> out = channel_->try_pop();
     if (!out) break;
     handle(*out);
   }
-  if (!done_ && channel_->closed()) {
-    // Closed: anything pushed before close() is already queued.
-    while (!done_) {
-      std::optional<RequestOutput> out = channel_->try_pop();
-      if (!out) break;
-      handle(*out);
-    }
-    if (!done_) fail(InternalError("the engine closed request {} without a final output", p_.engine_request_id));
+  if (!done_ && closed) {
+    fail(InternalError("the engine closed request {} without a final output", p_.engine_request_id));
   }
 }
 
@@ -160,7 +157,7 @@ void GenerationStream::finish_bookkeeping(FinishReason reason, int32_t completio
   TLOG_INFO("request {} finished: prompt_tokens={} cached_tokens={} completion_tokens={} ttft={:.4f}s e2e={:.4f}s "
             "finish_reason={}{}",
             p_.engine_request_id, s.prompt_tokens, cached, completion_tokens, ttft, s.e2e_s,
-            finish_reason_string(reason), writer_->is_closed() ? " (client disconnected)" : "");
+            finish_reason_name(reason), writer_->is_closed() ? " (client disconnected)" : "");
   if (on_done_) on_done_(p_.engine_request_id);
 }
 

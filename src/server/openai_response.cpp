@@ -12,16 +12,6 @@ namespace tandem {
 
 using ordered = nlohmann::ordered_json;
 
-std::string_view finish_reason_string(FinishReason r) {
-  switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kAbort: return "abort";
-    case FinishReason::kError: return "error";
-  }
-  return "error";
-}
-
 namespace {
 
 std::string dump(const ordered& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
@@ -56,7 +46,31 @@ OpenAiResponseBuilder::OpenAiResponseBuilder(ApiEndpoint endpoint, std::string i
       model_(std::move(model)),
       tokenizer_(tokenizer),
       with_logprobs_(with_logprobs),
-      stop_token_ids_(std::move(stop_token_ids)) {}
+      stop_token_ids_(std::move(stop_token_ids)),
+      chunk_prefix_(header_json_prefix(endpoint_ == ApiEndpoint::kChatCompletions ? "chat.completion.chunk"
+                                                                                     : "text_completion")) {}
+
+std::string OpenAiResponseBuilder::header_json_prefix(std::string_view object) const {
+  std::string out = "{\"id\":";
+  out += dump(ordered(id_));
+  out += ",\"object\":";
+  out += dump(ordered(std::string(object)));
+  out += ",\"created\":";
+  out += std::to_string(created_);
+  out += ",\"model\":";
+  out += dump(ordered(model_));
+  out += ',';
+  return out;
+}
+
+std::string OpenAiResponseBuilder::with_prefix(const std::string& prefix, const ordered& rest) {
+  std::string body = dump(rest);  // {"choices":...}: never empty, so there is a member after the prefix
+  std::string out;
+  out.reserve(prefix.size() + body.size());
+  out += prefix;
+  out.append(body, 1);
+  return out;
+}
 
 std::string OpenAiResponseBuilder::token_string(int32_t id) const {
   if (tokenizer_) {
@@ -79,17 +93,47 @@ static ordered stop_reason_json(const std::optional<std::string>& stop_reason, c
 
 std::string OpenAiResponseBuilder::role_chunk() const {
   ordered j;
-  j["id"] = id_;
-  j["object"] = "chat.completion.chunk";
-  j["created"] = created_;
-  j["model"] = model_;
   ordered choice;
   choice["index"] = 0;
   choice["delta"] = {{"role", "assistant"}, {"content", ""}};
   choice["logprobs"] = nullptr;
   choice["finish_reason"] = nullptr;
   j["choices"] = ordered::array({choice});
-  return dump(j);
+  return with_prefix(chunk_prefix_, j);
+}
+
+ordered OpenAiResponseBuilder::logprobs_json(std::span<const TokenLogprob> logprobs) {
+  if (!with_logprobs_ || logprobs.empty()) return nullptr;
+  if (endpoint_ == ApiEndpoint::kChatCompletions) {
+    ordered content = ordered::array();
+    for (const auto& t : logprobs) {
+      std::string tok = token_string(t.token_id);
+      ordered e{{"token", tok}, {"logprob", t.logprob}, {"bytes", bytes_of(tok)}};
+      ordered tops = ordered::array();
+      for (const auto& [id, l] : t.top) {
+        std::string s = token_string(id);
+        tops.push_back(ordered{{"token", s}, {"logprob", l}, {"bytes", bytes_of(s)}});
+      }
+      e["top_logprobs"] = std::move(tops);
+      content.push_back(std::move(e));
+    }
+    return ordered{{"content", std::move(content)}};
+  }
+  ordered offsets = ordered::array(), token_lps = ordered::array(), tokens = ordered::array(), tops = ordered::array();
+  for (const auto& t : logprobs) {
+    std::string tok = token_string(t.token_id);
+    offsets.push_back(text_offset_);
+    text_offset_ += static_cast<int64_t>(tok.size());
+    token_lps.push_back(t.logprob);
+    tokens.push_back(tok);
+    ordered top = ordered::object();
+    for (const auto& [id, l] : t.top) top[token_string(id)] = l;
+    tops.push_back(std::move(top));
+  }
+  return ordered{{"text_offset", std::move(offsets)},
+                 {"token_logprobs", std::move(token_lps)},
+                 {"tokens", std::move(tokens)},
+                 {"top_logprobs", std::move(tops)}};
 }
 
 std::string OpenAiResponseBuilder::delta_chunk(std::string_view text, std::span<const TokenLogprob> logprobs,
@@ -98,47 +142,9 @@ std::string OpenAiResponseBuilder::delta_chunk(std::string_view text, std::span<
                                                const std::optional<UsageInfo>& usage) {
   bool chat = endpoint_ == ApiEndpoint::kChatCompletions;
   ordered j;
-  j["id"] = id_;
-  j["object"] = chat ? "chat.completion.chunk" : "text_completion";
-  j["created"] = created_;
-  j["model"] = model_;
   ordered choice;
   choice["index"] = 0;
-  ordered lp = nullptr;
-  if (with_logprobs_ && !logprobs.empty()) {
-    if (chat) {
-      ordered content = ordered::array();
-      for (const auto& t : logprobs) {
-        std::string tok = token_string(t.token_id);
-        ordered e{{"token", tok}, {"logprob", t.logprob}, {"bytes", bytes_of(tok)}};
-        ordered tops = ordered::array();
-        for (const auto& [id, l] : t.top) {
-          std::string s = token_string(id);
-          tops.push_back(ordered{{"token", s}, {"logprob", l}, {"bytes", bytes_of(s)}});
-        }
-        e["top_logprobs"] = std::move(tops);
-        content.push_back(std::move(e));
-      }
-      lp = ordered{{"content", std::move(content)}};
-    } else {
-      ordered offsets = ordered::array(), token_lps = ordered::array(), tokens = ordered::array(),
-              tops = ordered::array();
-      for (const auto& t : logprobs) {
-        std::string tok = token_string(t.token_id);
-        offsets.push_back(text_offset_);
-        text_offset_ += static_cast<int64_t>(tok.size());
-        token_lps.push_back(t.logprob);
-        tokens.push_back(tok);
-        ordered top = ordered::object();
-        for (const auto& [id, l] : t.top) top[token_string(id)] = l;
-        tops.push_back(std::move(top));
-      }
-      lp = ordered{{"text_offset", std::move(offsets)},
-                   {"token_logprobs", std::move(token_lps)},
-                   {"tokens", std::move(tokens)},
-                   {"top_logprobs", std::move(tops)}};
-    }
-  }
+  ordered lp = logprobs_json(logprobs);
   if (chat) {
     ordered delta = ordered::object();
     if (!text.empty() || !finish) delta["content"] = std::string(text);
@@ -148,22 +154,18 @@ std::string OpenAiResponseBuilder::delta_chunk(std::string_view text, std::span<
     choice["text"] = std::string(text);
     choice["logprobs"] = std::move(lp);
   }
-  choice["finish_reason"] = finish ? ordered(std::string(finish_reason_string(*finish))) : ordered(nullptr);
+  choice["finish_reason"] = finish ? ordered(std::string(finish_reason_name(*finish))) : ordered(nullptr);
   choice["stop_reason"] = stop_reason_json(stop_reason, stop_token_ids_);
   j["choices"] = ordered::array({std::move(choice)});
   if (usage) j["usage"] = usage_json(*usage);
-  return dump(j);
+  return with_prefix(chunk_prefix_, j);
 }
 
 std::string OpenAiResponseBuilder::usage_chunk(const UsageInfo& usage) const {
   ordered j;
-  j["id"] = id_;
-  j["object"] = endpoint_ == ApiEndpoint::kChatCompletions ? "chat.completion.chunk" : "text_completion";
-  j["created"] = created_;
-  j["model"] = model_;
   j["choices"] = ordered::array();
   j["usage"] = usage_json(usage);
-  return dump(j);
+  return with_prefix(chunk_prefix_, j);
 }
 
 std::string OpenAiResponseBuilder::full_response(std::string_view text, std::span<const TokenLogprob> logprobs,
@@ -171,14 +173,8 @@ std::string OpenAiResponseBuilder::full_response(std::string_view text, std::spa
                                                  const UsageInfo& usage,
                                                  const std::optional<std::string>& kv_transfer_params_json) {
   bool chat = endpoint_ == ApiEndpoint::kChatCompletions;
-  // Reuse the chunk renderer for the choice's logprobs, then reshape.
-  ordered chunk = ordered::parse(delta_chunk("", logprobs, finish, stop_reason));
-  ordered lp = chunk["choices"][0]["logprobs"];
+  ordered lp = logprobs_json(logprobs);
   ordered j;
-  j["id"] = id_;
-  j["object"] = chat ? "chat.completion" : "text_completion";
-  j["created"] = created_;
-  j["model"] = model_;
   ordered choice;
   choice["index"] = 0;
   if (chat) {
@@ -188,7 +184,7 @@ std::string OpenAiResponseBuilder::full_response(std::string_view text, std::spa
     choice["text"] = std::string(text);
     choice["logprobs"] = std::move(lp);
   }
-  choice["finish_reason"] = std::string(finish_reason_string(finish));
+  choice["finish_reason"] = std::string(finish_reason_name(finish));
   choice["stop_reason"] = stop_reason_json(stop_reason, stop_token_ids_);
   j["choices"] = ordered::array({std::move(choice)});
   j["usage"] = usage_json(usage);
@@ -199,7 +195,7 @@ std::string OpenAiResponseBuilder::full_response(std::string_view text, std::spa
   } else {
     j["kv_transfer_params"] = nullptr;
   }
-  return dump(j);
+  return with_prefix(header_json_prefix(chat ? "chat.completion" : "text_completion"), j);
 }
 
 }  // namespace tandem

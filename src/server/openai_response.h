@@ -3,6 +3,8 @@
 // chat.completion.chunk), the final usage chunk, and logprobs in each endpoint's format.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,17 +23,12 @@ struct UsageInfo {
   std::optional<int32_t> cached_tokens;  // prompt_tokens_details.cached_tokens when known
 };
 
-// "stop", "length", "abort", "error".
-std::string_view finish_reason_string(FinishReason r);
-
 class OpenAiResponseBuilder {
  public:
   // `tokenizer` (may be null) renders logprob tokens; `stop_token_ids` lets a numeric stop_reason be
   // reported as an integer as vLLM does.
   OpenAiResponseBuilder(ApiEndpoint endpoint, std::string id, int64_t created, std::string model,
                         const Tokenizer* tokenizer, bool with_logprobs, std::vector<int32_t> stop_token_ids = {});
-
-  const std::string& id() const { return id_; }
 
   // Stream chunks (the JSON payload of one SSE event).
   std::string role_chunk() const;  // chat: the first chunk, delta {"role": "assistant", "content": ""}
@@ -47,7 +44,15 @@ class OpenAiResponseBuilder {
 
  private:
   std::string token_string(int32_t id) const;
+  // `{"id":...,"object":"<object>","created":...,"model":...,` : the fields every body starts with,
+  // rendered as dump() renders them; a body is this prefix + the rest of the object without its '{'.
   std::string header_json_prefix(std::string_view object) const;
+  // The prefix + the members of `rest` (an object): the same bytes as dumping one object with the
+  // header fields first.
+  static std::string with_prefix(const std::string& prefix, const nlohmann::ordered_json& rest);
+  // The choice's "logprobs" value in this endpoint's format (null when not requested or none);
+  // completions advance text_offset_.
+  nlohmann::ordered_json logprobs_json(std::span<const TokenLogprob> logprobs);
 
   ApiEndpoint endpoint_;
   std::string id_;
@@ -56,6 +61,7 @@ class OpenAiResponseBuilder {
   const Tokenizer* tokenizer_;
   bool with_logprobs_;
   std::vector<int32_t> stop_token_ids_;
+  std::string chunk_prefix_;  // header_json_prefix of the stream chunks' object
   int64_t text_offset_ = 0;  // completions logprobs: characters emitted so far
 };
 

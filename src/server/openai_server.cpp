@@ -56,11 +56,7 @@ size_t OpenAiServer::num_active_requests() const {
 Status OpenAiServer::start() {
   HttpServerOptions http = options_.http;
   http.error_response = [](int status, std::string_view message) {
-    ApiError e;
-    e.http_status = status;
-    e.message = std::string(message);
-    e.type = std::string(api_error_type_for_status(status));
-    return e.to_response();
+    return ApiError::of_status(status, std::string(message)).to_response();
   };
   http_ = std::make_unique<HttpServer>(std::move(http), router_.as_handler());
   return http_->start();
@@ -169,11 +165,7 @@ void OpenAiServer::register_routes() {
     send_error(w, ApiError::not_found(fmt::format("Route {} {} not found", req.method, req.path)));
   });
   router_.set_method_not_allowed([](const HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
-    ApiError e;
-    e.http_status = 405;
-    e.type = "MethodNotAllowedError";
-    e.message = fmt::format("Method {} not allowed for {}", req.method, req.path);
-    send_error(w, e);
+    send_error(w, ApiError::of_status(405, fmt::format("Method {} not allowed for {}", req.method, req.path)));
   });
 }
 

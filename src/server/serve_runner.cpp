@@ -1,24 +1,16 @@
 // run_serve: engine + connector + OpenAI server lifecycle for `tandem serve`.
 #include "server/serve_runner.h"
 
-#include <signal.h>
-#include <time.h>
+#include <csignal>
 
 #include "common/logging.h"
+#include "common/termination_signals.h"
 #include "disagg/kv_connector_factory.h"
 #include "disagg/kv_transfer_config.h"
 #include "server/openai_server.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tandem {
-
-void block_termination_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
 
 Status run_serve(const ServeSettings& s) {
   EngineConfig config = s.engine;
@@ -60,16 +52,7 @@ Status run_serve(const ServeSettings& s) {
   TLOG_INFO("tandem serve ready on {} (model '{}', max_model_len {})", server->base_url(),
             s.served_model_names.front(), serving->max_model_len());
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  while (true) {
-    timespec ts{0, 200 * 1000 * 1000};
-    sig = sigtimedwait(&set, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) break;
-  }
+  const int sig = wait_for_termination_signal();
   TLOG_INFO("received {}; draining in-flight requests (up to {} ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
             s.shutdown_timeout.count());
   server->shutdown(s.shutdown_timeout);

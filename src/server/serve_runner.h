@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/termination_signals.h"
 #include "engine/engine_config.h"
 #include "net/http_server.h"
 
@@ -23,9 +24,8 @@ struct ServeSettings {
   std::chrono::milliseconds shutdown_timeout{10000};
 };
 
-// Blocks SIGINT/SIGTERM in the calling thread (call before any thread starts, so that they are
-// delivered to run_serve's wait).
-void block_termination_signals();
+// Callers block SIGINT/SIGTERM with block_termination_signals() (common/termination_signals.h, included
+// here) before any thread starts, so that they are delivered to run_serve's wait.
 
 // Returns ok after a clean shutdown; an error when start-up failed.
 Status run_serve(const ServeSettings& settings);

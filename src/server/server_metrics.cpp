@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "server/openai_response.h"
+#include "engine/request_output.h"
 
 namespace tandem {
 
@@ -40,7 +40,7 @@ void ServerMetrics::observe_finished(const FinishedRequestStats& s) {
   e2e_.observe(s.e2e_s);
   queue_.observe(s.queue_s);
   std::lock_guard lock(mu_);
-  success_[std::string(finish_reason_string(s.finish_reason))]++;
+  success_[std::string(finish_reason_name(s.finish_reason))]++;
 }
 
 std::string ServerMetrics::render(const EngineMetrics& e, const std::optional<KvConnectorMetrics>& connector,

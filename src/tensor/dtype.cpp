@@ -40,6 +40,12 @@ Result<DType> parse_dtype(std::string_view s) {
 
 std::string_view device_name(Device d) { return d == Device::kCpu ? "cpu" : "cuda"; }
 
+std::optional<Device> parse_device(std::string_view s) {
+  if (s == "cpu") return Device::kCpu;
+  if (s == "cuda") return Device::kCuda;
+  return std::nullopt;
+}
+
 float f16_to_f32(uint16_t h) {
   uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
   float v;

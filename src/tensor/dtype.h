@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "common/status.h"
@@ -17,6 +18,7 @@ size_t dtype_size(DType t);
 std::string_view dtype_name(DType t);          // "float32", "bfloat16", ...
 Result<DType> parse_dtype(std::string_view s);  // accepts torch/HF names and safetensors codes (F32, BF16...)
 std::string_view device_name(Device d);
+std::optional<Device> parse_device(std::string_view s);  // "cpu" | "cuda"
 
 // Host conversions (round-to-nearest-even for fp32 -> bf16/fp16).
 inline float bf16_to_f32(uint16_t h) {

@@ -10,13 +10,10 @@ namespace {
 
 // Last code point before `end`, or 0 when none.
 uint32_t char_before(std::string_view s, size_t end, size_t* start) {
-  size_t i = end;
-  while (i > 0) {
-    --i;
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) break;
-  }
+  if (end == 0) return 0;
+  size_t i = utf8::prev_char_start(s, end);
   uint32_t cp = 0;
-  if (end == 0 || utf8::decode_char(s, i, &cp) == 0) return 0;
+  if (utf8::decode_char(s, i, &cp) == 0) return 0;
   *start = i;
   return cp;
 }
@@ -126,14 +123,7 @@ void AddedVocabulary::split(std::string_view text, bool normalized_tokens,
       }
       start = std::max(s, start_offset);
     }
-    if (tok.rstrip) {
-      while (stop < n) {
-        uint32_t c = 0;
-        size_t len = utf8::decode_char(text, stop, &c);
-        if (len == 0 || !utf8::is_whitespace(c)) break;
-        stop += len;
-      }
-    }
+    if (tok.rstrip) stop = n - utf8::trim_whitespace(text.substr(stop), true, false).size();
     if (start < start_offset) {  // overlaps whitespace a previous rstrip took: HF would misbehave; skip
       pos = mend;
       continue;

@@ -24,6 +24,26 @@ const std::array<uint32_t, 256>& BpeModel::byte_to_unicode() {
   return table;
 }
 
+bool BpeModel::byte_level_to_bytes(std::string_view token, std::string* out) {
+  static const std::array<int16_t, 512> unicode_to_byte = [] {
+    std::array<int16_t, 512> t;
+    t.fill(-1);
+    const auto& b2u = byte_to_unicode();
+    for (int b = 0; b < 256; ++b) t[b2u[b]] = static_cast<int16_t>(b);
+    return t;
+  }();
+  out->clear();
+  out->reserve(token.size());
+  for (size_t i = 0; i < token.size();) {
+    uint32_t cp;
+    size_t len = utf8::decode_char(token, i, &cp);
+    if (len == 0 || cp >= 512 || unicode_to_byte[cp] < 0) return false;
+    out->push_back(static_cast<char>(unicode_to_byte[cp]));
+    i += len;
+  }
+  return true;
+}
+
 Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& j, bool byte_level) {
   if (!j.is_object()) return InvalidArgumentError("tokenizer.json: model must be an object");
   std::string type = j.value("type", std::string("BPE"));
@@ -66,9 +86,6 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& j, b
   m->id_to_token_.resize(static_cast<size_t>(max_id + 1));
   m->id_present_.assign(static_cast<size_t>(max_id + 1), false);
   const auto& b2u = byte_to_unicode();
-  std::array<int32_t, 512> unicode_to_byte;
-  unicode_to_byte.fill(-1);
-  for (int b = 0; b < 256; ++b) unicode_to_byte[b2u[b]] = b;
   std::string raw;
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     int32_t id = static_cast<int32_t>(it.value().get<int64_t>());
@@ -77,19 +94,7 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& j, b
     m->id_to_token_[id] = tok;
     m->id_present_[id] = true;
     if (byte_level) {
-      raw.clear();
-      bool ok = true;
-      for (size_t i = 0; i < tok.size();) {
-        uint32_t cp;
-        size_t len = utf8::decode_char(tok, i, &cp);
-        if (len == 0 || cp >= 512 || unicode_to_byte[cp] < 0) {
-          ok = false;
-          break;
-        }
-        raw.push_back(static_cast<char>(unicode_to_byte[cp]));
-        i += len;
-      }
-      if (ok) m->word_to_id_.insert(raw, id);
+      if (byte_level_to_bytes(tok, &raw)) m->word_to_id_.insert(raw, id);
     } else {
       m->word_to_id_.insert(tok, id);
     }

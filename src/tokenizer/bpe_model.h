@@ -38,6 +38,9 @@ class BpeModel {
 
   // GPT-2 byte <-> alphabet mapping.
   static const std::array<uint32_t, 256>& byte_to_unicode();
+  // Maps a byte-level token (GPT-2 alphabet) back to its raw bytes into *out (cleared first); false when
+  // the token holds invalid UTF-8 or a character outside the alphabet (*out is then unspecified).
+  static bool byte_level_to_bytes(std::string_view token, std::string* out);
 
  private:
   struct CacheShard {

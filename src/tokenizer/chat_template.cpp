@@ -2,32 +2,14 @@
 // Jinja template byte for byte (tests/tokenizer/chat_template_test.cpp holds hand-written expectations).
 #include "tokenizer/chat_template.h"
 
-#include <fstream>
-#include <sstream>
-
+#include "common/file_util.h"
 #include "tokenizer/utf8.h"
 
 namespace tandem {
 namespace {
 
 // Python str.strip(): Unicode whitespace on both ends (Jinja's `trim` and `.strip()`).
-std::string strip(std::string_view s) {
-  size_t a = 0, b = s.size();
-  uint32_t cp;
-  while (a < b) {
-    size_t len = utf8::decode_char(s, a, &cp);
-    if (len == 0 || !utf8::is_whitespace(cp)) break;
-    a += len;
-  }
-  while (b > a) {
-    size_t i = b - 1;
-    while (i > a && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
-    size_t len = utf8::decode_char(s, i, &cp);
-    if (len == 0 || !utf8::is_whitespace(cp)) break;
-    b = i;
-  }
-  return std::string(s.substr(a, b - a));
-}
+std::string strip(std::string_view s) { return std::string(utf8::trim_whitespace(s, true, true)); }
 
 // Extracts Qwen's default system prompt: the literal between "<|im_start|>system\n" and
 // "<|im_end|>" inside a quoted string of the template (Jinja source spells the newline as \n).
@@ -84,15 +66,13 @@ Result<ChatTemplate> ChatTemplate::from_override(const std::string& value) {
   for (Format f : {Format::kLlama3, Format::kChatML, Format::kLlama2, Format::kMistral}) {
     if (value == format_name(f)) return ChatTemplate(f);
   }
-  std::ifstream in(value, std::ios::binary);
-  if (!in) {
+  auto text = read_file(value);
+  if (!text.ok()) {
     return InvalidArgumentError(
         "--chat-template '{}' is neither a known format (llama3, chatml, llama2, mistral) nor a readable file",
         value);
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto t = detect(ss.str());
+  auto t = detect(*text);
   if (!t) {
     return InvalidArgumentError(
         "--chat-template '{}': the template matches no supported format (llama3, chatml, llama2, mistral)",

@@ -1,6 +1,7 @@
 // Normalizer chain (see normalizer.h); semantics follow tokenizers' normalizers/*.rs.
 #include "tokenizer/normalizer.h"
 #include "tokenizer/json_component.h"
+#include "tokenizer/replace_all.h"
 
 #include "tokenizer/utf8.h"
 
@@ -162,12 +163,7 @@ void Normalizer::normalize(std::string_view in, std::string& out) const {
       case Kind::kReplaceString: {
         if (out.find(s.a) == std::string::npos) break;
         tmp.clear();
-        size_t pos = 0;
-        for (size_t hit; (hit = out.find(s.a, pos)) != std::string::npos; pos = hit + s.a.size()) {
-          tmp.append(out, pos, hit - pos);
-          tmp.append(s.b);
-        }
-        tmp.append(out, pos, std::string::npos);
+        replace_all(out, s.a, s.b, &tmp);
         out.swap(tmp);
         break;
       }
@@ -186,28 +182,9 @@ void Normalizer::normalize(std::string_view in, std::string& out) const {
         out.swap(tmp);
         break;
       }
-      case Kind::kStrip: {
-        size_t a = 0, b = out.size();
-        uint32_t cp = 0;
-        if (s.left) {
-          while (a < b) {
-            size_t len = utf8::decode_char(out, a, &cp);
-            if (len == 0 || !utf8::is_whitespace(cp)) break;
-            a += len;
-          }
-        }
-        if (s.right) {
-          while (b > a) {
-            size_t i = b - 1;
-            while (i > a && (static_cast<unsigned char>(out[i]) & 0xC0) == 0x80) --i;
-            size_t len = utf8::decode_char(out, i, &cp);
-            if (len == 0 || !utf8::is_whitespace(cp)) break;
-            b = i;
-          }
-        }
-        out = out.substr(a, b - a);
+      case Kind::kStrip:
+        out = std::string(utf8::trim_whitespace(out, s.left, s.right));
         break;
-      }
       case Kind::kUnicodeForm:
         apply_unicode_form(s.unicode_form.get(), out);
         break;

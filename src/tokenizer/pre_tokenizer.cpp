@@ -6,13 +6,6 @@
 #include "common/check.h"
 
 namespace tandem {
-namespace {
-
-// GPT-2's pattern, used by ByteLevel when use_regex is true.
-constexpr std::string_view kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-}  // namespace
 
 Status PreTokenizer::add_steps(const nlohmann::json& j, const std::string& where, std::vector<Step>& steps) {
   TANDEM_ASSIGN_OR_RETURN(const std::string type,
@@ -54,7 +47,7 @@ Status PreTokenizer::add_steps(const nlohmann::json& j, const std::string& where
     step.kind = Kind::kByteLevel;
     step.add_prefix_space = j.value("add_prefix_space", true);
     if (j.value("use_regex", true)) {
-      step.scanner = SplitScanner::for_pattern(kGpt2Pattern);
+      step.scanner = SplitScanner::for_pattern(kGpt2SplitPattern);
       TANDEM_CHECK(step.scanner != nullptr);
     }
   } else if (type == "Metaspace") {

@@ -10,8 +10,6 @@
 namespace tandem {
 namespace {
 
-constexpr std::string_view kGpt2 =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kLlama3 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr std::string_view kQwen2 =
@@ -107,7 +105,7 @@ size_t match_trailing_space(std::string_view s, size_t i) {
 }  // namespace
 
 std::unique_ptr<SplitScanner> SplitScanner::for_pattern(std::string_view pattern) {
-  if (pattern == kGpt2) return std::unique_ptr<SplitScanner>(new SplitScanner(Flavor::kGpt2));
+  if (pattern == kGpt2SplitPattern) return std::unique_ptr<SplitScanner>(new SplitScanner(Flavor::kGpt2));
   if (pattern == kLlama3) return std::unique_ptr<SplitScanner>(new SplitScanner(Flavor::kLlama3));
   if (pattern == kQwen2) return std::unique_ptr<SplitScanner>(new SplitScanner(Flavor::kQwen2));
   return nullptr;

@@ -17,6 +17,10 @@
 
 namespace tandem {
 
+// GPT-2's split pattern (also what the ByteLevel pre-tokenizer splits with when use_regex is true).
+inline constexpr std::string_view kGpt2SplitPattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 class SplitScanner {
  public:
   // Returns a scanner when `pattern` is exactly one of the known patterns, else null.

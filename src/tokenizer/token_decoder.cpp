@@ -1,25 +1,13 @@
 // Decoder chain (see token_decoder.h); mirrors tokenizers' decoders/*.rs decode_chain.
 #include "tokenizer/token_decoder.h"
 #include "tokenizer/json_component.h"
-
-#include <array>
+#include "tokenizer/replace_all.h"
 
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/utf8.h"
 
 namespace tandem {
 namespace {
-
-const std::array<int16_t, 512>& unicode_to_byte() {
-  static const std::array<int16_t, 512> table = [] {
-    std::array<int16_t, 512> t;
-    t.fill(-1);
-    const auto& b2u = BpeModel::byte_to_unicode();
-    for (int b = 0; b < 256; ++b) t[b2u[b]] = static_cast<int16_t>(b);
-    return t;
-  }();
-  return table;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -39,16 +27,8 @@ int byte_token(std::string_view t) {
 }  // namespace
 
 std::string TokenDecoder::byte_level_bytes(std::string_view token) {
-  const auto& u2b = unicode_to_byte();
   std::string out;
-  out.reserve(token.size());
-  for (size_t i = 0; i < token.size();) {
-    uint32_t cp;
-    size_t len = utf8::decode_char(token, i, &cp);
-    if (len == 0 || cp >= 512 || u2b[cp] < 0) return std::string(token);
-    out.push_back(static_cast<char>(u2b[cp]));
-    i += len;
-  }
+  if (!BpeModel::byte_level_to_bytes(token, &out)) return std::string(token);
   return out;
 }
 
@@ -142,12 +122,7 @@ std::string TokenDecoder::decode(const std::vector<std::string_view>& tokens) co
       case Kind::kReplace:
         for (auto& t : cur) {
           std::string r;
-          size_t pos = 0;
-          for (size_t hit; (hit = t.find(s.a, pos)) != std::string::npos; pos = hit + s.a.size()) {
-            r.append(t, pos, hit - pos);
-            r.append(s.b);
-          }
-          r.append(t, pos, std::string::npos);
+          replace_all(t, s.a, s.b, &r);
           next.push_back(std::move(r));
         }
         break;

@@ -1,11 +1,9 @@
 // Tokenizer::load (file discovery and JSON parsing) and IncrementalDecoder.
 #include "tokenizer/tokenizer.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
 
+#include "common/file_util.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -19,12 +17,10 @@ Result<nlohmann::json> read_json(const std::filesystem::path& path, bool optiona
     if (optional) return nlohmann::json();
     return NotFoundError("{} not found", path.string());
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoErrorError("cannot open {}", path.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
+  auto text = read_file(path);
+  if (!text.ok()) return IoErrorError("cannot open {}", path.string());
   try {
-    return nlohmann::json::parse(ss.str());
+    return nlohmann::json::parse(*text);
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgumentError("{}: invalid JSON: {}", path.string(), e.what());
   }

@@ -169,4 +169,31 @@ bool is_whitespace(uint32_t c) {
   }
 }
 
+size_t prev_char_start(std::string_view s, size_t end) {
+  if (end == 0) return 0;
+  size_t i = end - 1;
+  while (i > 0 && is_cont(static_cast<unsigned char>(s[i]))) --i;
+  return i;
+}
+
+std::string_view trim_whitespace(std::string_view s, bool left, bool right) {
+  uint32_t cp = 0;
+  if (left) {
+    while (!s.empty()) {
+      size_t len = decode_char(s, 0, &cp);
+      if (len == 0 || !is_whitespace(cp)) break;
+      s.remove_prefix(len);
+    }
+  }
+  if (right) {
+    while (!s.empty()) {
+      size_t i = prev_char_start(s, s.size());
+      size_t len = decode_char(s, i, &cp);
+      if (len == 0 || !is_whitespace(cp)) break;
+      s = s.substr(0, i);
+    }
+  }
+  return s;
+}
+
 }  // namespace tandem::utf8

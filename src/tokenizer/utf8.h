@@ -39,4 +39,12 @@ bool ends_with_incomplete_sequence(std::string_view s);
 // Rust char::is_whitespace (the Unicode White_Space property).
 bool is_whitespace(uint32_t code_point);
 
+// Start of the last character before `end`: end - 1 stepped back over UTF-8 continuation bytes (never
+// below 0). 0 when `end` is 0.
+size_t prev_char_start(std::string_view s, size_t end);
+
+// `s` without its leading (`left`) and/or trailing (`right`) is_whitespace characters (Python
+// str.strip() / Rust trim). Trimming stops at the first invalid byte sequence.
+std::string_view trim_whitespace(std::string_view s, bool left, bool right);
+
 }  // namespace tandem::utf8

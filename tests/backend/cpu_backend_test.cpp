@@ -189,8 +189,6 @@ TEST_P(CpuBackendTest, RopeCacheWriteAndPagedAttention) {
   md.num_seqs = 2;
   md.num_tokens = n;
   md.num_decode_seqs = 1;
-  md.max_query_len = 5;
-  md.max_context_len = 9;
   md.max_blocks_per_seq = max_blocks;
   md.positions = iview(positions, {n});
   md.slot_mapping = iview(slots, {n});

@@ -44,7 +44,7 @@ std::vector<float> make_cos_sin(int max_pos, int d, float theta) {
 // Host metadata plus its device copies (kept at fixed addresses for graph tests).
 struct Batch {
   std::vector<int32_t> positions, slots, query_start, context_lens, block_tables;
-  int max_blocks = 0, num_tokens = 0, max_q = 0, max_ctx = 0;
+  int max_blocks = 0, num_tokens = 0, max_ctx = 0;  // max_ctx sizes the tests' cos/sin table
   DeviceTensor d_positions, d_slots, d_query_start, d_context_lens, d_block_tables;
 
   void build(const std::vector<SeqSpec>& seqs, int block_size, const std::vector<std::vector<int32_t>>& tables,
@@ -55,7 +55,7 @@ struct Batch {
     context_lens.clear();
     max_blocks = max_blocks_per_seq;
     block_tables.assign(seqs.size() * max_blocks, 0);
-    max_q = max_ctx = 0;
+    max_ctx = 0;
     for (size_t s = 0; s < seqs.size(); ++s) {
       const int ctx = seqs[s].prefix + seqs[s].q_len;
       for (int i = 0; i < seqs[s].q_len; ++i) {
@@ -66,7 +66,6 @@ struct Batch {
       query_start.push_back(static_cast<int32_t>(positions.size()));
       context_lens.push_back(ctx);
       std::copy(tables[s].begin(), tables[s].end(), block_tables.begin() + s * max_blocks);
-      max_q = std::max(max_q, seqs[s].q_len);
       max_ctx = std::max(max_ctx, ctx);
     }
     num_tokens = static_cast<int>(positions.size());
@@ -89,8 +88,6 @@ struct Batch {
     m.num_seqs = static_cast<int>(context_lens.size());
     m.num_tokens = num_tokens;
     m.num_decode_seqs = num_decode;
-    m.max_query_len = max_q;
-    m.max_context_len = max_ctx;
     m.max_blocks_per_seq = max_blocks;
     m.h_positions = positions.data();
     m.h_slot_mapping = slots.data();

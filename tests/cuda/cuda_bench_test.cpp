@@ -72,8 +72,6 @@ TEST(CudaBench, DISABLED_AttentionAndGemm) {
     md.num_seqs = b.batch;
     md.num_tokens = T;
     md.num_decode_seqs = b.q_len == 1 ? b.batch : 0;
-    md.max_query_len = b.q_len;
-    md.max_context_len = b.ctx;
     md.max_blocks_per_seq = blocks_per_seq;
     md.query_start = d_qs.view;
     md.context_lens = d_ctx.view;

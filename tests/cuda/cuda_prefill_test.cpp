@@ -66,10 +66,6 @@ struct PrefillFixture {
     m.num_tokens = num_tokens;
     m.num_decode_seqs = num_decode;
     m.max_blocks_per_seq = max_blocks;
-    for (size_t s = 0; s < context_lens.size(); ++s) {
-      m.max_query_len = std::max(m.max_query_len, query_start[s + 1] - query_start[s]);
-      m.max_context_len = std::max(m.max_context_len, context_lens[s]);
-    }
     m.h_query_start = query_start.data();
     m.h_context_lens = context_lens.data();
     m.h_block_tables = block_tables.data();
@@ -233,8 +229,6 @@ TEST(CudaBench, DISABLED_PrefillAttention) {
     AttentionMetadata md;
     md.num_seqs = 1;
     md.num_tokens = s.q_len;
-    md.max_query_len = s.q_len;
-    md.max_context_len = ctx;
     md.max_blocks_per_seq = nb;
     md.query_start = d_qs.view;
     md.context_lens = d_cl.view;

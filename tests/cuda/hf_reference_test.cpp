@@ -121,8 +121,6 @@ std::vector<float> teacher_forced_logits(LlamaModel& model, Backend& be, const K
     md.num_seqs = 1;
     md.num_tokens = n;
     md.num_decode_seqs = n == 1 ? 1 : 0;
-    md.max_query_len = n;
-    md.max_context_len = end;
     md.max_blocks_per_seq = num_blocks;
     md.positions = d_pos.view;
     md.slot_mapping = d_slots.view;

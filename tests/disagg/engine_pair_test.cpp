@@ -23,12 +23,14 @@
 #include "disagg/kv_connector_factory.h"
 #include "disagg/kv_transfer_config.h"
 #include "engine/engine.h"
+#include "engine/engine_test_util.h"  // tests/engine: testing::collect
 #include "model/model_writer.h"
 
 namespace tandem {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::collect;
 
 constexpr int kBlockSize = 16;
 constexpr int kMaxTokens = 8;  // consumer max_tokens: the first token (from the producer) + 7 decoded
@@ -124,41 +126,22 @@ EngineRequest greedy(const std::string& id, std::vector<int32_t> prompt, int max
   return r;
 }
 
-struct Collected {
-  std::vector<int32_t> tokens;
-  std::optional<FinishReason> finish;
-  RequestOutput last;
+// A request's outputs (testing::Collected), or why add_request refused it.
+struct Collected : testing::Collected {
   bool add_failed = false;
-  bool timed_out = false;
   Status add_status;
 };
 
-Collected collect(OutputChannel& ch) {
-  Collected c;
-  RequestOutput o;
-  while (true) {
-    auto st = ch.pop(o, 120s);
-    if (st == OutputChannel::RecvStatus::kTimeout) {
-      c.timed_out = true;
-      break;
-    }
-    if (st == OutputChannel::RecvStatus::kClosed) break;
-    c.tokens.insert(c.tokens.end(), o.new_token_ids.begin(), o.new_token_ids.end());
-    if (o.finished()) c.finish = o.finish_reason;
-    c.last = o;
-  }
-  return c;
-}
-
 Collected run(Engine& e, EngineRequest r) {
+  Collected c;
   auto ch = e.add_request(std::move(r));
   if (!ch.ok()) {
-    Collected c;
     c.add_failed = true;
     c.add_status = ch.status();
     return c;
   }
-  return collect(**ch);
+  static_cast<testing::Collected&>(c) = collect(**ch, 120s);
+  return c;
 }
 
 // The colocated reference, memoised per (model, prompt, max_tokens).
@@ -470,7 +453,7 @@ TEST(EnginePair, AbortingConsumerRequestsReturnsAllBlocks) {
   for (int i = 0; i < kRequests; ++i) consumer->abort_request("abort-" + std::to_string(i));
   int aborted = 0;
   for (auto& ch : channels) {
-    Collected c = collect(*ch);
+    auto c = collect(*ch);
     EXPECT_FALSE(c.timed_out);
     ASSERT_TRUE(c.finish.has_value());
     EXPECT_TRUE(*c.finish == FinishReason::kAbort || *c.finish == FinishReason::kLength);
@@ -503,7 +486,7 @@ TEST(EnginePair, AbortingQueuedConsumerRequestsReleasesLeasesAtOnce) {
   // At once: request 0 holds the pool for its 100 decode steps, so 1..4 are still queued.
   for (int i = 1; i < kRequests; ++i) consumer->abort_request("queued-" + std::to_string(i));
   for (int i = 1; i < kRequests; ++i) EXPECT_EQ(collect(*channels[i]).finish, FinishReason::kAbort) << i;
-  Collected first = collect(*channels[0]);
+  auto first = collect(*channels[0]);
   EXPECT_EQ(first.finish, FinishReason::kLength);
   EXPECT_EQ(first.tokens.size(), 99u);
   // Long before the 60 s leases could expire.
@@ -559,7 +542,7 @@ TEST(EnginePair, AbortingRequestsWaitingForKvReturnsAllBlocks) {
   TimePoint t0 = Clock::now();
   for (int i = 0; i < kRequests; ++i) consumer->abort_request("hole-" + std::to_string(i));
   for (auto& ch : channels) {
-    Collected c = collect(*ch);
+    auto c = collect(*ch);
     EXPECT_EQ(c.finish, FinishReason::kAbort);
     EXPECT_TRUE(c.tokens.empty());
   }

@@ -17,12 +17,11 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from http_json import http
 from raw_stream import open_completion_stream
 
 BLOCK = 16
@@ -33,18 +32,6 @@ LEASES_EXPIRED = "tandem:kv_leases_expired"
 
 
 # ---- helpers ----
-
-def http(method, url, body=None, timeout=120):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
 
 def metric(url, name):
     status, body = http("GET", url + "/metrics", timeout=10)

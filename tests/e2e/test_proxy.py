@@ -20,11 +20,11 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from http_json import http
 from raw_stream import open_completion_stream
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,18 +41,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def http(method, url, body=None, timeout=60, headers=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 class Proc:
@@ -141,18 +129,9 @@ class Fleet:
             p.kill(signal.SIGTERM)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny-model")
-    r = subprocess.run([TANDEM_BIN, "make-model", "--preset", "tiny", "--out", str(out)], capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return out
-
-
 @pytest.fixture
-def fleet(tiny_model, tmp_path):
-    f = Fleet(tiny_model, tmp_path)
+def fleet(tiny_model_dir, tmp_path):
+    f = Fleet(tiny_model_dir, tmp_path)
     yield f
     f.close()
 
@@ -368,9 +347,9 @@ def processes_with(marker):
     return found
 
 
-def test_example_script_bench(tiny_model, tmp_path):
+def test_example_script_bench(tiny_model_dir, tmp_path):
     ports = {"PREFILL_PORT": free_port(), "DECODE_PORT": free_port(), "PROXY_PORT": free_port()}
-    env = dict(os.environ, TANDEM_BIN=TANDEM_BIN, MODEL=str(tiny_model), LOG_DIR=str(tmp_path / "logs"),
+    env = dict(os.environ, TANDEM_BIN=TANDEM_BIN, MODEL=str(tiny_model_dir), LOG_DIR=str(tmp_path / "logs"),
                DEVICE="cpu", **{k: str(v) for k, v in ports.items()})
     r = subprocess.run([str(EXAMPLES / "disagg_example_1p1d.sh"), "--bench", "--dataset-name", "random",
                         "--random-input-len", "32", "--random-output-len", "8", "--num-prompts", "8",

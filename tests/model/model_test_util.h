@@ -43,7 +43,7 @@ inline std::vector<std::vector<std::vector<float>>> run_step(LlamaModel& model, 
                                                              std::vector<StepEntry> entries) {
   const int bs = kv.view.layout.block_size;
   std::vector<int32_t> ids, positions, slots, qstart = {0}, ctx, sample_rows;
-  int max_blocks = 0, max_q = 0, max_ctx = 0, num_decode = 0;
+  int max_blocks = 0, num_decode = 0;
   bool decode_prefix = true;
   for (auto& e : entries) {
     TestSeq& s = *e.seq;
@@ -62,8 +62,6 @@ inline std::vector<std::vector<std::vector<float>>> run_step(LlamaModel& model, 
     qstart.push_back(static_cast<int32_t>(ids.size()));
     ctx.push_back(s.len);
     max_blocks = std::max(max_blocks, static_cast<int>(s.blocks.size()));
-    max_q = std::max(max_q, static_cast<int>(e.tokens.size()));
-    max_ctx = std::max(max_ctx, s.len);
     if (decode_prefix && e.tokens.size() == 1) {
       ++num_decode;
     } else {
@@ -85,8 +83,6 @@ inline std::vector<std::vector<std::vector<float>>> run_step(LlamaModel& model, 
   md.num_seqs = ns;
   md.num_tokens = n;
   md.num_decode_seqs = num_decode;
-  md.max_query_len = max_q;
-  md.max_context_len = max_ctx;
   md.max_blocks_per_seq = max_blocks;
   md.positions = iv(positions, {n});
   md.slot_mapping = iv(slots, {n});

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <thread>
@@ -56,12 +55,11 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::kCpu; }
   DType compute_dtype() const override { return DType::kF32; }
 
+  // Device memory is host memory here (64-byte aligned, Backend::allocate_host); an empty request gets an
+  // empty Buffer (allocate_host would hold one byte for it).
   Result<Buffer> allocate(size_t bytes) override {
     if (bytes == 0) return Buffer();
-    size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
-    if (!p) return ResourceExhaustedError("cpu backend: cannot allocate {} bytes", bytes);
-    return Buffer(p, bytes, Device::kCpu, [](void* q) { std::free(q); });
+    return allocate_host(bytes);
   }
 
   void memory_info(size_t* free_bytes, size_t* total_bytes) const override {

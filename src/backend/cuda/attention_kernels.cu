@@ -560,20 +560,19 @@ void launch_decode_lanes(const PagedAttentionArgs& a, int num_decode_seqs, int n
 
 }  // namespace
 
-int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count) {
+int decode_split_counters(int num_decode_seqs, int num_kv_heads, int num_q_heads) {
   const int G = num_q_heads / num_kv_heads;
-  const int blocks = num_decode_seqs * num_kv_heads * (G / decode_head_group(G));
+  return num_decode_seqs * num_kv_heads * (G / decode_head_group(G));
+}
+
+int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count) {
+  const int blocks = decode_split_counters(num_decode_seqs, num_kv_heads, num_q_heads);  // one per decode block
   // One wave of the decode kernel (kDecodeSplitBlocksPerSm = its blocks per SM). Measured on H100
   // (PERF_NOTES.md, 2026-11-25): b=2 ctx 7500 39 us/layer at 32 splits against 49 at 64; b=32 ctx 2048
   // 115 us at 2 splits against 123 at 4; b=4 ctx 2048 best at 16.
   const int target = kDecodeSplitBlocksPerSm * std::max(sm_count, 1);
   if (blocks <= 0 || blocks >= target) return 1;
   return std::clamp(target / blocks, 1, 64);
-}
-
-int decode_split_counters(int num_decode_seqs, int num_kv_heads, int num_q_heads) {
-  const int G = num_q_heads / num_kv_heads;
-  return num_decode_seqs * num_kv_heads * (G / decode_head_group(G));
 }
 
 void launch_paged_decode(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, const DecodeScratch& scratch,

@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -102,28 +101,22 @@ class CudaBackend final : public Backend {
     gemm_ = std::make_unique<cuda::CublasLtGemm>();
     TANDEM_RETURN_IF_ERROR(gemm_->init(kGemmWorkspaceBytes));
     TANDEM_CUDA_RETURN_IF_ERROR(cuda::prepare_kernel_attributes());
-    // Decode split partials: bounded by decode_num_splits (splits > 1 only while the blocks stay under
-    // kDecodeSplitBlocksPerSm * SMs, each covering at most 8 q heads), so one fixed allocation serves every
-    // batch shape.
-    const int64_t max_entries = static_cast<int64_t>(cuda::kDecodeSplitBlocksPerSm) * sm_count_ * 8;
+    // Decode split scratch, one fixed allocation for every batch shape (bounds: decode_partial_entries()
+    // and decode_split_counter_entries()).
+    const int64_t max_entries = decode_partial_entries();
     TANDEM_ASSIGN_OR_RETURN(void* po, device_alloc(sizeof(float) * max_entries * kMaxHeadDim));
     TANDEM_ASSIGN_OR_RETURN(void* pml, device_alloc(sizeof(float) * max_entries * 2));
-    // One split counter per decode block (seq x head group): at most kDecodeSplitBlocksPerSm * SMs while
-    // splits > 1. Zeroed once; the decode kernel leaves them zero after every launch.
-    const int64_t max_counters = static_cast<int64_t>(cuda::kDecodeSplitBlocksPerSm) * sm_count_;
+    // Zeroed once; the decode kernel leaves them zero after every launch.
+    const int64_t max_counters = decode_split_counter_entries();
     TANDEM_ASSIGN_OR_RETURN(void* counters, device_alloc(sizeof(int) * max_counters));
     TANDEM_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(counters, 0, sizeof(int) * max_counters, stream_));
     decode_scratch_.partial_o = static_cast<float*>(po);
     decode_scratch_.partial_ml = static_cast<float*>(pml);
     decode_scratch_.split_counters = static_cast<int*>(counters);
-    partial_entries_ = max_entries;
-    split_counter_entries_ = max_counters;
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(kInitialWorkItems));
     TANDEM_RETURN_IF_ERROR(fi_prefill_.init());
     TANDEM_ASSIGN_OR_RETURN(sample_rows_dev_, device_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_ids_dev_, device_alloc(sizeof(int32_t) * kSampleRowsCapacity));
-    TANDEM_ASSIGN_OR_RETURN(sample_rows_host_, host_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
-    TANDEM_ASSIGN_OR_RETURN(sample_ids_host_, host_alloc(sizeof(int32_t) * kSampleRowsCapacity));
     for (int i = 0; i < 2; ++i) {
       TANDEM_ASSIGN_OR_RETURN(async_rows_host_[i], host_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
       TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&async_rows_uploaded_[i], cudaEventDisableTiming));
@@ -308,8 +301,9 @@ class CudaBackend final : public Backend {
     plan_.num_decode = L.head_dim % 8 == 0 ? md.num_decode_seqs : 0;
     plan_.num_splits = cuda::decode_num_splits(plan_.num_decode, L.num_kv_heads, num_q_heads, sm_count_);
     TANDEM_CHECK(plan_.num_splits == 1 ||
-                 (static_cast<int64_t>(plan_.num_decode) * num_q_heads * plan_.num_splits <= partial_entries_ &&
-                  cuda::decode_split_counters(plan_.num_decode, L.num_kv_heads, num_q_heads) <= split_counter_entries_));
+                 (static_cast<int64_t>(plan_.num_decode) * num_q_heads * plan_.num_splits <= decode_partial_entries() &&
+                  cuda::decode_split_counters(plan_.num_decode, L.num_kv_heads, num_q_heads) <=
+                      decode_split_counter_entries()));
     // Prefill at head_dim 128 goes through FlashInfer (prefill_attention_fi.h); other head dims (and
     // decodes the split-K kernel cannot take) through the WMMA kernel's work list.
     plan_.flashinfer_prefill = cuda::flashinfer_prefill_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
@@ -320,24 +314,26 @@ class CudaBackend final : public Backend {
     plan_.num_work_items =
         plan_.flashinfer_prefill ? 0 : work_item_bound(md.num_tokens, md.num_seqs, plan_.num_decode, tpt);
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(plan_.num_work_items));
-    // The previous step's plan upload must have left the pinned staging before it is overwritten.
-    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(plan_copy_done_));
-    int64_t w = 0;
-    for (int s = plan_.flashinfer_prefill ? md.num_seqs : plan_.num_decode; s < md.num_seqs; ++s) {
-      const int q_len = md.h_query_start[s + 1] - md.h_query_start[s];
-      for (int qt = 0; qt < q_len; qt += tpt) {
-        TANDEM_CHECK(w < plan_.num_work_items);
-        work_host_[2 * w] = s;
-        work_host_[2 * w + 1] = qt;
-        ++w;
-      }
-    }
-    for (; w < plan_.num_work_items; ++w) work_host_[2 * w] = work_host_[2 * w + 1] = -1;
+    // The WMMA work list; empty on FlashInfer and decode-only steps, which then skip the staging and its
+    // event entirely (plan_copy_done_ keeps marking the last real upload).
     if (plan_.num_work_items > 0) {
+      // The previous plan upload must have left the pinned staging before it is overwritten.
+      TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(plan_copy_done_));
+      int64_t w = 0;
+      for (int s = plan_.num_decode; s < md.num_seqs; ++s) {
+        const int q_len = md.h_query_start[s + 1] - md.h_query_start[s];
+        for (int qt = 0; qt < q_len; qt += tpt) {
+          TANDEM_CHECK(w < plan_.num_work_items);
+          work_host_[2 * w] = s;
+          work_host_[2 * w + 1] = qt;
+          ++w;
+        }
+      }
+      for (; w < plan_.num_work_items; ++w) work_host_[2 * w] = work_host_[2 * w + 1] = -1;
       TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(work_dev_, work_host_, sizeof(int32_t) * 2 * plan_.num_work_items,
                                                   cudaMemcpyHostToDevice, stream_));
+      TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(plan_copy_done_, stream_));
     }
-    TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(plan_copy_done_, stream_));
     plan_.valid = true;
     return Status::Ok();
   }
@@ -402,31 +398,17 @@ class CudaBackend final : public Backend {
     check_launch("gather_rows");
   }
 
+  // Synchronous sampling: sample_to_device() into the backend's id buffer, then one copy per chunk straight
+  // into the caller's (pageable) buffer.
   void sample(const TensorView& logits, std::span<const SamplingRow> rows, std::span<int32_t> out_host) override {
-    check_on_device(logits, DType::kF32, "sample logits");
     const int64_t m = static_cast<int64_t>(rows.size());
     TANDEM_CHECK(static_cast<int64_t>(out_host.size()) >= m && logits.ndim == 2 && logits.dim(0) >= m,
                  "sample: {} rows, logits {}, {} outputs", m, logits.shape_string(), out_host.size());
-    const int vocab = static_cast<int>(logits.dim(1));
-    use_device();
-    auto* rows_host = static_cast<cuda::SamplingRowDevice*>(sample_rows_host_);
-    auto* ids_host = static_cast<int32_t*>(sample_ids_host_);
+    const TensorView ids(sample_ids_dev_, DType::kI32, Device::kCuda, {kSampleRowsCapacity});
     for (int64_t r0 = 0; r0 < m; r0 += kSampleRowsCapacity) {
-      const int chunk = static_cast<int>(std::min<int64_t>(kSampleRowsCapacity, m - r0));
-      for (int i = 0; i < chunk; ++i) {
-        const SamplingRow& r = rows[r0 + i];
-        rows_host[i] = cuda::SamplingRowDevice{r.temperature, r.top_k, r.top_p, r.min_p, r.seed, r.step};
-      }
-      TANDEM_CUDA_CHECK(cudaMemcpyAsync(sample_rows_dev_, rows_host, sizeof(cuda::SamplingRowDevice) * chunk,
-                                        cudaMemcpyHostToDevice, stream_));
-      cuda::launch_sample(logits.as<float>() + r0 * vocab, chunk, vocab,
-                          static_cast<const cuda::SamplingRowDevice*>(sample_rows_dev_),
-                          static_cast<int32_t*>(sample_ids_dev_), stream_);
-      check_launch("sample");
-      TANDEM_CUDA_CHECK(cudaMemcpyAsync(ids_host, sample_ids_dev_, sizeof(int32_t) * chunk, cudaMemcpyDeviceToHost,
-                                        stream_));
-      TANDEM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      std::memcpy(out_host.data() + r0, ids_host, sizeof(int32_t) * chunk);
+      const int64_t chunk = std::min<int64_t>(kSampleRowsCapacity, m - r0);
+      sample_to_device(logits.rows(r0, chunk), rows.subspan(r0, chunk), ids);
+      copy_to_host(out_host.data() + r0, sample_ids_dev_, sizeof(int32_t) * chunk);  // synchronizes
     }
   }
 
@@ -533,6 +515,14 @@ class CudaBackend final : public Backend {
     return (prefill_tokens + tpt - 1) / tpt + prefill_seqs;
   }
 
+  // Decode split scratch bounds (allocated in init(), checked in prepare_attention()). Splits > 1 only
+  // while the decode blocks (seq x head group, one split counter each) stay under
+  // kDecodeSplitBlocksPerSm * SMs, and decode_num_splits() keeps blocks x splits under the same bound.
+  // A block covers decode_head_group() <= 4 q heads, so the partials need at most 4 entries per
+  // (block, split); the allocation keeps 8 (2x headroom).
+  int64_t decode_split_counter_entries() const { return int64_t{cuda::kDecodeSplitBlocksPerSm} * sm_count_; }
+  int64_t decode_partial_entries() const { return decode_split_counter_entries() * 8; }
+
   void use_device() const {
     int cur = -1;
     cudaGetDevice(&cur);
@@ -603,8 +593,6 @@ class CudaBackend final : public Backend {
   // vs 2.0-2.8 TB/s) but loses at M >= 4 on o_proj and down_proj.
   int gemv_max_m_ = 2;
   cuda::DecodeScratch decode_scratch_;  // split partials and counters (device)
-  int64_t partial_entries_ = 0;
-  int64_t split_counter_entries_ = 0;
   int32_t* work_dev_ = nullptr;
   int32_t* work_host_ = nullptr;
   int64_t work_capacity_ = 0;
@@ -612,8 +600,6 @@ class CudaBackend final : public Backend {
 
   void* sample_rows_dev_ = nullptr;
   void* sample_ids_dev_ = nullptr;
-  void* sample_rows_host_ = nullptr;
-  void* sample_ids_host_ = nullptr;
   void* async_rows_host_[2] = {nullptr, nullptr};
   cudaEvent_t async_rows_uploaded_[2] = {nullptr, nullptr};
   int async_rows_slot_ = 0;

@@ -11,26 +11,7 @@ namespace tandem::cuda {
 
 using bf16 = __nv_bfloat16;
 
-// 8 bf16 <-> 8 floats through one 16-byte access. p must be 16-byte aligned.
-__device__ __forceinline__ void load_bf16x8(const bf16* p, float (&f)[8]) {
-  uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float2 v = __bfloat1622float2(h[i]);
-    f[2 * i] = v.x;
-    f[2 * i + 1] = v.y;
-  }
-}
-
-__device__ __forceinline__ void store_bf16x8(bf16* p, const float (&f)[8]) {
-  uint4 raw;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-  *reinterpret_cast<uint4*>(p) = raw;
-}
-
+// 8 bf16 (one 16-byte word) -> 8 floats.
 __device__ __forceinline__ void unpack_bf16x8(const uint4& raw, float (&f)[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
@@ -39,6 +20,19 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& raw, float (&f)[8]) {
     f[2 * i] = v.x;
     f[2 * i + 1] = v.y;
   }
+}
+
+// 8 bf16 <-> 8 floats through one 16-byte access. p must be 16-byte aligned.
+__device__ __forceinline__ void load_bf16x8(const bf16* p, float (&f)[8]) {
+  unpack_bf16x8(*reinterpret_cast<const uint4*>(p), f);
+}
+
+__device__ __forceinline__ void store_bf16x8(bf16* p, const float (&f)[8]) {
+  uint4 raw;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+  *reinterpret_cast<uint4*>(p) = raw;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -59,9 +59,10 @@ struct PagedAttentionArgs {
 // fp32 and partial_ml [same, 2] fp32, and the last split block of each (seq, head group) to finish merges
 // them in the same kernel (split_counters: decode_split_counters() ints, zero before the first launch;
 // the kernel leaves them zero again).
-// Splits > 1 only while the decode blocks stay under kDecodeSplitBlocksPerSm * SMs (so the partials
-// need at most that many blocks x 8 q heads entries, and the counters at most that many ints); it is
-// also the kernel's occupancy bound (blocks per SM), so split blocks fill about one wave.
+// Splits > 1 only while the decode blocks stay under kDecodeSplitBlocksPerSm * SMs, and blocks x splits
+// stays under the same bound (so the partials need at most that many x 4 entries, a block covering at
+// most 4 q heads, and the counters at most that many ints); it is also the kernel's occupancy bound
+// (blocks per SM), so split blocks fill about one wave.
 constexpr int kDecodeSplitBlocksPerSm = 4;
 constexpr int kMaxDecodeSplits = 128;
 struct DecodeScratch {

@@ -100,7 +100,14 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
                                 block_size);
   const int group = num_q_heads / num_kv_heads;
   const int num_requests = std::max(0, md.num_seqs - first_seq);
-  const int64_t prefill_tokens = num_requests > 0 ? md.h_query_start[md.num_seqs] - md.h_query_start[first_seq] : 0;
+  if (num_requests == 0) {
+    // Nothing to plan or upload (decode-only step): a zero grid makes the launch a no-op. upload_done_
+    // still marks the last real upload, which is what the staging reuse and the destructor wait for.
+    work_.num_requests = 0;
+    work_.num_ctas = 0;
+    return Status::Ok();
+  }
+  const int64_t prefill_tokens = md.h_query_start[md.num_seqs] - md.h_query_start[first_seq];
   const int64_t num_ctas = cta_bound(prefill_tokens, num_requests, group);
   int64_t num_pages = 0;
   int max_ctx = 0;
@@ -143,7 +150,7 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
       tile_order_.push_back((kv_end << 40) | (static_cast<int64_t>(r) << 20) | t);
     }
   }
-  q_indptr[num_requests] = num_requests > 0 ? md.h_query_start[md.num_seqs] : 0;
+  q_indptr[num_requests] = md.h_query_start[md.num_seqs];
   TANDEM_CHECK(static_cast<int64_t>(tile_order_.size()) <= num_ctas, "prefill plan: {} tiles over bound {}",
                tile_order_.size(), num_ctas);
   std::sort(tile_order_.begin(), tile_order_.end(), std::greater<int64_t>());
@@ -160,20 +167,19 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
   }
   host_[off_.chunk] = std::max(max_ctx, 1);
 
-  // Upload only the used prefix of each array.
+  // Page lists: only the used prefix of each array goes up. The per-CTA arrays, chunk and mask go up
+  // whole (one copy at capacity size; entries past num_ctas are never read).
   auto upload = [&](int64_t offset, int64_t elems) -> Status {
     if (elems <= 0) return Status::Ok();
     TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dev_ + offset, host_ + offset, sizeof(int32_t) * elems,
                                                 cudaMemcpyHostToDevice, stream));
     return Status::Ok();
   };
-  if (num_requests > 0) {
-    // q_indptr, kv_indptr and last_page_len are adjacent: one copy of the three regions.
-    TANDEM_RETURN_IF_ERROR(upload(off_.q_indptr, off_.last_page_len + num_requests - off_.q_indptr));
-    TANDEM_RETURN_IF_ERROR(upload(off_.kv_indices, num_pages));
-    // request/qo_tile/kv_tile/chunk/mask: one copy from request up to the end of the mask.
-    TANDEM_RETURN_IF_ERROR(upload(off_.request, off_.total - off_.request));
-  }
+  // q_indptr, kv_indptr and last_page_len are adjacent: one copy of the three regions.
+  TANDEM_RETURN_IF_ERROR(upload(off_.q_indptr, off_.last_page_len + num_requests - off_.q_indptr));
+  TANDEM_RETURN_IF_ERROR(upload(off_.kv_indices, num_pages));
+  // request/qo_tile/kv_tile/chunk/mask: one copy from request up to the end of the mask.
+  TANDEM_RETURN_IF_ERROR(upload(off_.request, off_.total - off_.request));
   TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(upload_done_, stream));
   work_.num_requests = num_requests;
   work_.num_ctas = static_cast<int>(num_ctas);

@@ -58,7 +58,7 @@ class PrefillAttentionPlan {
   std::vector<void*> old_dev_;   // outgrown device buffers (a captured graph may still read them)
   std::vector<void*> old_host_;  // outgrown pinned mirrors
   FlashInferPrefillWork work_;
-  std::vector<int64_t> tile_order_;  // scratch: (kv_end << 32 | cta) sort keys
+  std::vector<int64_t> tile_order_;  // scratch: (kv_end << 40 | request << 20 | tile) sort keys
 };
 
 }  // namespace tandem::cuda

@@ -30,9 +30,9 @@ __device__ __forceinline__ float uniform_from_hash(uint64_t seed, uint64_t step,
   return static_cast<float>((h >> 40) + 1) * (1.0f / 16777216.0f);
 }
 
-// (value, index) argmax across the block, ties to the lowest index; NaN never wins.
-__device__ void block_argmax(float& v, int& idx, float* sv, int* si) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+// (value, index) argmax across the warp, every lane gets the result: ties to the lowest index, idx < 0
+// marks an empty slot; NaN never wins.
+__device__ __forceinline__ void warp_argmax(float& v, int& idx) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     const float ov = __shfl_xor_sync(0xffffffffu, v, o);
@@ -42,6 +42,12 @@ __device__ void block_argmax(float& v, int& idx, float* sv, int* si) {
       idx = oi;
     }
   }
+}
+
+// (value, index) argmax across the block, ties to the lowest index; NaN never wins.
+__device__ void block_argmax(float& v, int& idx, float* sv, int* si) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  warp_argmax(v, idx);
   __syncthreads();
   if (lane == 0) {
     sv[warp] = v;
@@ -50,15 +56,7 @@ __device__ void block_argmax(float& v, int& idx, float* sv, int* si) {
   __syncthreads();
   v = lane < nwarps ? sv[lane] : -INFINITY;
   idx = lane < nwarps ? si[lane] : -1;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-    if (oi >= 0 && (idx < 0 || ov > v || (ov == v && oi < idx))) {
-      v = ov;
-      idx = oi;
-    }
-  }
+  warp_argmax(v, idx);
 }
 
 // Argmax of a row of logits, ties to the lowest id (the reference's argmax_token); -1 for an empty row.

@@ -203,6 +203,8 @@ Result<TransferId> CudaIpcAgent::submit_read(const std::string& peer_name, std::
   auto it = peers_.find(peer_name);
   if (it == peers_.end()) return NotFoundError("unknown peer '{}'", peer_name);
   const Peer& peer = it->second;
+  // Runs that continue the previous descriptor on both sides (consecutive KV blocks) become one copy.
+  descriptors = coalesce_descriptors(descriptors);
   struct Copy {
     void* dst;
     int dst_dev;
@@ -229,21 +231,6 @@ Result<TransferId> CudaIpcAgent::submit_read(const std::string& peer_name, std::
     copies.push_back({reinterpret_cast<void*>(d.local_addr), local->device_id, src, remote->device_id, d.length});
     bytes += d.length;
   }
-  // Coalesce runs where both source and destination continue the previous copy (consecutive KV blocks on
-  // both sides become one copy).
-  std::vector<Copy> merged;
-  merged.reserve(copies.size());
-  for (const Copy& c : copies) {
-    if (!merged.empty()) {
-      Copy& last = merged.back();
-      if (last.dst_dev == c.dst_dev && last.src_dev == c.src_dev &&
-          static_cast<char*>(last.dst) + last.len == c.dst && static_cast<const char*>(last.src) + last.len == c.src) {
-        last.len += c.len;
-        continue;
-      }
-    }
-    merged.push_back(c);
-  }
   auto stream = static_cast<cudaStream_t>(stream_);
   TANDEM_RETURN_IF_ERROR(cuda_status(cudaSetDevice(options_.device_id), "cudaSetDevice"));
   // Same-device runs (both pools on this GPU, the IPC mapping opened in this agent's context) go out as
@@ -252,7 +239,7 @@ Result<TransferId> CudaIpcAgent::submit_read(const std::string& peer_name, std::
   // cudaMemcpyAsync and 2.84 ms through cudaMemcpyBatchAsync.)
   std::vector<DeviceCopy> same_device;
   cudaError_t err = cudaSuccess;
-  for (const Copy& c : merged) {
+  for (const Copy& c : copies) {
     if (c.dst_dev == c.src_dev) {
       same_device.push_back({c.src, c.dst, c.len});
     } else if (err == cudaSuccess) {

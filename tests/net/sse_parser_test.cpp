@@ -1,15 +1,18 @@
-// SseParser: framing split at every byte boundary, CRLF, comments, multi-line data, finish().
+// SseParser, callback form (as the benchmark client uses it): framing split at every byte boundary,
+// CRLF, comments, multi-line data, finish().
 #include <gtest/gtest.h>
 
-#include "bench/sse_parser.h"
+#include "net/sse.h"
 
-namespace tandem::bench {
+namespace tandem {
 namespace {
 
 std::vector<std::string> parse_in_pieces(const std::string& stream, size_t piece) {
   SseParser p;
   std::vector<std::string> events;
-  auto on = [&](std::string_view d) { events.emplace_back(d); };
+  auto on = [&](const SseEventView& e) {
+    if (e.has_data) events.emplace_back(e.data);
+  };
   for (size_t i = 0; i < stream.size(); i += piece) p.feed(std::string_view(stream).substr(i, piece), on);
   p.finish(on);
   return events;
@@ -34,7 +37,9 @@ TEST(SseParser, CrOnlyLineEndsAndUnterminatedLastEvent) {
 TEST(SseParser, DispatchesOnlyWhenTheBlankLineArrives) {
   SseParser p;
   std::vector<std::string> events;
-  auto on = [&](std::string_view d) { events.emplace_back(d); };
+  auto on = [&](const SseEventView& e) {
+    if (e.has_data) events.emplace_back(e.data);
+  };
   p.feed("data: {\"x\":1}\n", on);
   EXPECT_TRUE(events.empty());
   p.feed("\n", on);
@@ -43,4 +48,4 @@ TEST(SseParser, DispatchesOnlyWhenTheBlankLineArrives) {
 }
 
 }  // namespace
-}  // namespace tandem::bench
+}  // namespace tandem
