@@ -189,6 +189,21 @@ def random_inputs(n, seed):
     return out
 
 
+def long_inputs():
+    """One text long enough for tandem's parallel encode path (>= 16 KB: pre-tokenized on the calling
+    thread, words BPE-encoded on a pool): the training text, the fixed inputs and a few random ones,
+    shuffled and joined. Written only for LONG_INPUT_FIXTURES, to keep the vector files small."""
+    rng = random.Random(SEED + 7)
+    parts = fixed_inputs() + random_inputs(10, SEED + 8) + TRAIN_TEXT.split("\n") * 6
+    rng.shuffle(parts)
+    return [" ".join(parts)]
+
+
+# Fixtures whose vectors include long_inputs(): a byte-level one (regex pre-tokenizer), one whose
+# pre-tokenizer hands out words from its own scratch (Metaspace split), and Llama 3.
+LONG_INPUT_FIXTURES = ("bytelevel_bpe", "sp_metaspace_split", "llama3")
+
+
 def train_bytelevel():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -285,7 +300,7 @@ def main():
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
         tok.save(os.path.join(d, "tokenizer.json"), pretty=False)
-        write(name, vectors(tok, inputs, SEED + 1))
+        write(name, vectors(tok, inputs + (long_inputs() if name in LONG_INPUT_FIXTURES else []), SEED + 1))
 
     # Unicode normalizers on top of the committed tokenizers (read back, so these fixtures can be
     # regenerated alone without retraining the others).
@@ -311,7 +326,7 @@ def main():
     if not wanted("llama3"):
         pass
     elif os.path.exists(tj):
-        write("llama3", vectors(Tokenizer.from_file(tj), inputs, SEED + 2))
+        write("llama3", vectors(Tokenizer.from_file(tj), inputs + long_inputs(), SEED + 2))
     else:
         print("skipping llama3: no", tj)
 

@@ -106,6 +106,12 @@ void register_proxy(CLI::App& app, int& exit_code) {
   b->add_option("--streams", bench->streams, "Concurrent streams")->capture_default_str();
   b->add_option("--tokens", bench->tokens, "Chunks per stream")->capture_default_str();
   b->add_option("--interval-ms", *interval_ms, "Milliseconds between chunks of a stream")->capture_default_str();
+  auto ramp_ms = std::make_shared<int>(0);
+  b->add_option("--ramp-ms", *ramp_ms,
+                "Spread the stream starts evenly over this many ms (0: all at once, a burst); the direct and the "
+                "proxied runs use the same ramp")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   b->add_option("--client-threads", bench->client_threads, "Load generator threads (0: a quarter of the cores, >= 2)")
       ->capture_default_str();
   b->add_option("--proxy-threads", bench->proxy_threads, "Proxy I/O threads, as `tandem proxy --threads` (0: half the cores, >= 2)")
@@ -120,8 +126,9 @@ void register_proxy(CLI::App& app, int& exit_code) {
   b->add_flag("--no-warmup", *no_warmup,
               "Measure the first proxied run (every stream also opens its connections to the instances) instead "
               "of a second one over the warm upstream pool");
-  b->callback([bench, interval_ms, no_warmup, &exit_code] {
+  b->callback([bench, interval_ms, ramp_ms, no_warmup, &exit_code] {
     bench->interval = std::chrono::milliseconds(*interval_ms);
+    bench->ramp = std::chrono::milliseconds(*ramp_ms);
     bench->warmup = !*no_warmup;
     spdlog::set_level(spdlog::level::warn);
     Status st = proxy::run_overhead_bench(*bench);

@@ -5,13 +5,16 @@
 # Usage: disagg_example_1p1d.sh [--bench [tandem bench serve flags]]
 #   MODEL=DIR selects a model directory (without it: the built-in tiny model on CPU).
 #   With 2+ GPUs prefill runs on GPU 0 and decode on GPU 1; with one GPU both share it (memory split).
+#   On one shared GPU under CUDA MPS the decode instance runs at CUDA_MPS_CLIENT_PRIORITY=1 (below the
+#   prefills): decodes barely progress during a long prefill either way, and the prefill then loses less
+#   time to them (docs/benchmarks.md); without MPS the variable does nothing.
 #   PREFILL_ENV / DECODE_ENV: extra VAR=VALUE assignments (space separated) for that instance's process,
-#   e.g. PREFILL_ENV="CUDA_MPS_CLIENT_PRIORITY=1" to run prefills below decodes under CUDA MPS.
+#   applied last (DECODE_ENV="CUDA_MPS_CLIENT_PRIORITY=0" restores equal priorities).
 # Runs until Ctrl+C; with --bench runs the benchmark against the proxy, prints its block and exits with
 # its status. Every process started here is stopped on exit.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}"; }
 parse_bench_args "$@"
 trap cleanup EXIT INT TERM
 
@@ -27,7 +30,8 @@ if [ "$ngpu" -ge 2 ]; then
   P_ENV=(DEVICE=cuda GPU=0); D_ENV=(DEVICE=cuda GPU=1)
 elif [ "$ngpu" -eq 1 ]; then
   # Both instances share GPU 0: split its memory (weights + KV of each must fit).
-  P_ENV=(DEVICE=cuda GPU=0 GPU_MEM_UTIL=${PREFILL_GPU_MEM_UTIL:-0.45}); D_ENV=(DEVICE=cuda GPU=0 GPU_MEM_UTIL=${DECODE_GPU_MEM_UTIL:-0.45})
+  P_ENV=(DEVICE=cuda GPU=0 GPU_MEM_UTIL=${PREFILL_GPU_MEM_UTIL:-0.45})
+  D_ENV=(DEVICE=cuda GPU=0 GPU_MEM_UTIL=${DECODE_GPU_MEM_UTIL:-0.45} CUDA_MPS_CLIENT_PRIORITY=1)
 else
   P_ENV=(DEVICE=cpu); D_ENV=(DEVICE=cpu)
 fi

@@ -108,11 +108,11 @@ class Backend {
   virtual void embedding(const TensorView& ids, const TensorView& table, TensorView out) = 0;
   // out = x / rms(x) * w, per row.
   virtual void rms_norm(const TensorView& x, const TensorView& w, float eps, TensorView out) = 0;
-  // residual += x; out = rms_norm(residual) * w. (x may alias out.)
-  virtual void add_rms_norm(const TensorView& x, TensorView residual, const TensorView& w, float eps,
-                            TensorView out) = 0;
   // out[n, N] = x[n, K] @ w[N, K]^T. out may be fp32 even when x and w are not (logits).
   virtual void matmul(const TensorView& x, const TensorView& w, TensorView out) = 0;
+  // out[n, N] += x[n, K] @ w[N, K]^T, out in x's dtype: the residual add folded into the projection
+  // (one pass over the hidden state instead of writing the product and adding it in the next norm).
+  virtual void matmul_add(const TensorView& x, const TensorView& w, TensorView out) = 0;
   // Rotates q [n, Hq*D] and k [n, Hk*D] in place at md.positions, then writes k and v [n, Hk*D] into the
   // cache of `layer` at md.slot_mapping.
   virtual void rope_and_cache_write(TensorView q, TensorView k, const TensorView& v, const TensorView& cos_sin_cache,

@@ -88,7 +88,13 @@ class Engine::Impl {
   struct LaunchedStep {
     uint64_t id = 0;
     std::vector<Request*> sample_reqs;
+    // For the debug step log (log_step): batch shape and host-side times.
+    int64_t num_tokens = 0;
+    int num_decodes = 0;
+    TimePoint begin{}, launched{};
   };
+  // One debug line per step: tokens, decodes, host time to schedule and launch, launch -> tokens on host.
+  static void log_step(const LaunchedStep& s);
   // A request finished while a launched step still has its Request* (in sample_reqs): kept until step
   // `step` has completed.
   struct Retired {
@@ -377,6 +383,7 @@ void Engine::Impl::handle_connector_events() {
   for (auto& [id, st] : ev.loads_finished) {
     Request* r = sched_->on_load_finished(id, st.ok());
     if (!r) continue;
+    r->remote_load_end = Clock::now();
     LiveRequest& lr = *requests_.at(id);
     if (st.ok()) {
       // The prompt is computed and the producer's first token appended: process it without emitting.
@@ -398,6 +405,8 @@ RequestOutput Engine::Impl::make_output(const LiveRequest& lr) const {
   out.remote_prompt_tokens = r.num_remote_tokens;
   if (r.first_scheduled_time) out.queue_time_s = seconds_between(r.arrival_time, *r.first_scheduled_time);
   if (r.first_token_time) out.first_token_time_s = seconds_between(r.arrival_time, *r.first_token_time);
+  if (r.remote_load_start && r.remote_load_end)
+    out.remote_load_time_s = seconds_between(*r.remote_load_start, *r.remote_load_end);
   return out;
 }
 
@@ -498,6 +507,7 @@ void Engine::Impl::start_remote_loads(std::vector<RemoteLoad>& loads) {
   for (RemoteLoad& l : loads) {
     TANDEM_CHECK(l.req->state == RequestState::kWaitingForRemoteKv, "remote load of request {} in a wrong state",
                  l.req->id);
+    l.req->remote_load_start = Clock::now();
     connector_->start_load(l.req->id, std::move(l.block_ids), l.first_block);
   }
   loads.clear();
@@ -549,11 +559,21 @@ void Engine::Impl::complete_inflight() {
     return;
   }
   completed_step_id_ = s.id;
+  log_step(s);
   process_tokens(s.sample_reqs, static_cast<const int32_t*>(token_host_[slot].data()), nullptr, /*from_device=*/true);
   release_retired();
 }
 
+void Engine::Impl::log_step(const LaunchedStep& s) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  const TimePoint now = Clock::now();
+  TLOG_DEBUG("step {}: {} tokens ({} decodes), schedule + launch {:.3f} ms, launch -> tokens {:.3f} ms", s.id,
+             s.num_tokens, s.num_decodes, 1e3 * seconds_between(s.begin, s.launched),
+             1e3 * seconds_between(s.launched, now));
+}
+
 bool Engine::Impl::step() {
+  const TimePoint begin = Clock::now();
   SchedulerOutput out = sched_->schedule();
   for (Request* p : out.preempted) TLOG_DEBUG("request {} preempted (recompute)", p->id);
   // Without a step on the device, nothing writes into blocks this schedule freed: loads may start now.
@@ -567,6 +587,8 @@ bool Engine::Impl::step() {
 
   LaunchedStep step;
   step.id = next_step_id_++;
+  step.begin = begin;
+  step.num_decodes = out.num_decodes;
   runner_seqs_.clear();
   for (const ScheduledSeq& s : out.seqs) {
     Request* r = s.req;
@@ -578,6 +600,7 @@ bool Engine::Impl::step() {
       rs.pending_input_row = r->pending_rows.front();
     }
     runner_seqs_.push_back(rs);
+    step.num_tokens += s.num_new_tokens;
     if (s.samples) step.sample_reqs.push_back(r);
     r->last_launched_step = step.id;
   }
@@ -600,6 +623,7 @@ bool Engine::Impl::step() {
       r->stop_after_pending = stops_by_count(*r, r->num_tokens());
     }
   }
+  step.launched = Clock::now();
 
   // This step is queued on the device behind the previous one: read the previous step's tokens now.
   if (inflight_) {
@@ -616,6 +640,7 @@ bool Engine::Impl::step() {
   // Synchronous sampling (host-side logits processing, or async scheduling off).
   sampler_->sample(*logits, step.sample_reqs, &sampled_, &sampled_logprobs_);
   completed_step_id_ = step.id;  // sample() waited for the device
+  log_step(step);
   sched_->on_step_computed(out);
   count_step(out);
   process_tokens(step.sample_reqs, sampled_.data(), &sampled_logprobs_, /*from_device=*/false);

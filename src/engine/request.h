@@ -47,6 +47,7 @@ struct Request {
   TimePoint arrival_time{};
   std::optional<TimePoint> first_scheduled_time;
   std::optional<TimePoint> first_token_time;
+  std::optional<TimePoint> remote_load_start, remote_load_end;  // the remote KV load, when there is one
   uint64_t scheduled_step = 0;  // last step that scheduled it (scheduler bookkeeping)
 
   // Known + pending tokens (what the scheduler plans with).

@@ -38,6 +38,7 @@ struct RequestOutput {
   // Timing of the request inside the engine (seconds since it was added), set when known.
   double queue_time_s = 0.0;          // added -> first scheduled
   double first_token_time_s = 0.0;    // added -> first token produced
+  double remote_load_time_s = 0.0;    // the remote KV load (start -> done), 0 without one
 
   // Disaggregation: set on a producer's final output when the request asked for do_remote_decode;
   // a JSON object as described in docs/disaggregation.md.

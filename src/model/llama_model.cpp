@@ -2,12 +2,12 @@
 //
 // Workspace (allocated once, sized by ModelLoadOptions): T = max_num_batched_tokens, S = max_num_seqs
 //   residual [T, H]   the hidden state stream
-//   normed   [T, H]   normed input of each block; also receives o_proj and down_proj outputs (the "delta"
-//                     that add_rms_norm adds to residual; add_rms_norm allows x to alias out)
+//   normed   [T, H]   normed input of each block (o_proj and down_proj add into residual directly:
+//                     Backend::matmul_add, so each norm reads the stream once)
 //   wide     [T, max((Hq+2Hk)D, 2I)]   qkv, later gate_up
 //   narrow   [T, max(Hq D, I)]          attention output, later silu_mul output
-//   sampled  [T, H]   final normed rows that produce logits (any token may be sampled: teacher-forced
-//                     logits and prompt logprobs want all of them)
+//   sampled  [T, H]   the residual rows that produce logits, normed into normed's front rows (any token
+//                     may be sampled: teacher-forced logits and prompt logprobs want all of them)
 #include "model/llama_model.h"
 
 #include <cmath>
@@ -108,26 +108,24 @@ class LlamaModelImpl final : public LlamaModel {
     backend_.embedding(batch.token_ids, weights_.embed_tokens, x);
     for (int l = 0; l < c.num_layers; ++l) {
       const LlamaLayerWeights& L = weights_.layers[l];
-      if (l == 0) {
-        backend_.rms_norm(x, L.input_norm, eps, normed);
-      } else {
-        backend_.add_rms_norm(normed, x, L.input_norm, eps, normed);  // normed holds the previous MLP output
-      }
+      backend_.rms_norm(x, L.input_norm, eps, normed);
       backend_.matmul(normed, L.qkv, qkv);
       TensorView q = qkv.cols(0, qd), k = qkv.cols(qd, kd), v = qkv.cols(qd + kd, kd);
       backend_.rope_and_cache_write(q, k, v, cos_sin_, md, kv, l);
       backend_.attention(q, kv, l, md, scale, attn_out);
-      backend_.matmul(attn_out, L.o_proj, normed);
-      backend_.add_rms_norm(normed, x, L.post_norm, eps, normed);
+      backend_.matmul_add(attn_out, L.o_proj, x);
+      backend_.rms_norm(x, L.post_norm, eps, normed);
       backend_.matmul(normed, L.gate_up, gate_up);
       backend_.silu_mul(gate_up, act);
-      backend_.matmul(act, L.down_proj, normed);
+      backend_.matmul_add(act, L.down_proj, x);
     }
-    backend_.add_rms_norm(normed, x, weights_.final_norm, eps, normed);
     if (batch.num_sample == 0) return;
+    // The final norm only for the rows that produce logits.
     TensorView sampled = sampled_.rows(0, batch.num_sample);
-    backend_.gather_rows(normed, batch.sample_rows, sampled);
-    backend_.matmul(sampled, weights_.lm_head, logits.rows(0, batch.num_sample));
+    TensorView sampled_normed = normed_.rows(0, batch.num_sample);
+    backend_.gather_rows(x, batch.sample_rows, sampled);
+    backend_.rms_norm(sampled, weights_.final_norm, eps, sampled_normed);
+    backend_.matmul(sampled_normed, weights_.lm_head, logits.rows(0, batch.num_sample));
   }
 
  private:

@@ -116,7 +116,7 @@ class CallImpl : public HttpCall, public std::enable_shared_from_this<CallImpl> 
     if (!has_agent) req_.set(http::field::user_agent, state_->options.user_agent);
     if (!has_type && !req_spec_.body.empty()) req_.set(http::field::content_type, "application/json");
     req_.keep_alive(state_->options.keep_alive);
-    req_.body() = req_spec_.body;
+    req_.body() = std::move(req_spec_.body);  // req_ is what is sent, also on a retry
     req_.prepare_payload();
   }
 

@@ -196,8 +196,15 @@ void HttpSession::start_stream(uint64_t seq, int status, std::string content_typ
                    }
                    if (ct.starts_with("text/event-stream")) h.emplace_back("Cache-Control", "no-cache");
                    if (!self->chunked_) self->keep_alive_ = false;
+                   // The head waits for the end of this turn of the event loop, so that a first chunk
+                   // written by the same handler leaves in the same write (one send instead of two).
+                   self->cork_ = true;
                    self->queue_response_head(status, ct, h, std::nullopt);
                    self->response_ = ResponseState::kStreaming;
+                   asio::post(self->socket_.get_executor(), [self] {
+                     self->cork_ = false;
+                     if (!self->write_pending_) self->start_write();
+                   });
                  });
 }
 
@@ -209,7 +216,11 @@ void HttpSession::write(uint64_t seq, std::string data) {
       TLOG_WARN("http: closing {}: client is not reading ({} bytes buffered)", self->remote_, self->out_bytes_);
       return self->close_now();
     }
-    self->enqueue(self->chunked_ ? http_chunk(d) : std::move(d));
+    if (self->chunked_) {
+      self->enqueue_chunk(std::move(d));
+    } else {
+      self->enqueue(std::move(d));
+    }
   });
 }
 
@@ -285,31 +296,49 @@ void HttpSession::enqueue(std::string data) {
   if (phase_ == Phase::kClosed || data.empty()) return;
   out_bytes_ += data.size();
   out_.push_back(std::move(data));
-  if (!write_pending_) start_write();
+  if (!write_pending_ && !cork_) start_write();
+}
+
+void HttpSession::enqueue_chunk(std::string data) {
+  if (phase_ == Phase::kClosed || data.empty()) return;
+  std::string head = http_chunk_size_line(data.size());
+  out_bytes_ += head.size() + data.size() + kChunkEnd.size();
+  out_.push_back(std::move(head));
+  out_.push_back(std::move(data));
+  out_.emplace_back(kChunkEnd);
+  if (!write_pending_ && !cork_) start_write();
 }
 
 void HttpSession::start_write() {
   if (out_.empty() || phase_ == Phase::kClosed) return;
   writing_.clear();
-  if (out_.size() == 1) {
-    writing_ = std::move(out_.front());
-  } else {
-    for (auto& s : out_) writing_ += s;
-  }
+  write_buffers_.clear();
+  writing_bytes_ = 0;
+  for (auto& s : out_) writing_.push_back(std::move(s));
   out_.clear();
+  // After the moves: the buffers point into writing_'s strings, whose storage no longer moves.
+  for (const auto& s : writing_) {
+    write_buffers_.push_back(asio::buffer(s));
+    writing_bytes_ += s.size();
+  }
   write_pending_ = true;
   write_deadline_ = std::chrono::steady_clock::now() + shared_->options.write_timeout;
   if (!write_watch_pending_) watch_write();
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
+  asio::async_write(socket_, write_buffers_, [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
 }
 
 void HttpSession::on_write(error_code ec) {
   write_pending_ = false;
   if (phase_ == Phase::kClosed) return;
   if (ec) return close_now();
-  out_bytes_ -= std::min(out_bytes_, writing_.size());
-  if (writing_.capacity() > (1u << 20)) std::string().swap(writing_);
+  out_bytes_ -= std::min(out_bytes_, writing_bytes_);
+  writing_.clear();
+  write_buffers_.clear();
+  writing_bytes_ = 0;
+  if (writing_.capacity() > 4096) {  // a burst of queued pieces: do not keep its arrays
+    std::vector<std::string>().swap(writing_);
+    std::vector<asio::const_buffer>().swap(write_buffers_);
+  }
   if (!out_.empty()) return start_write();
   if (response_ == ResponseState::kComplete) after_flush();
 }

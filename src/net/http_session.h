@@ -75,6 +75,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void queue_response_head(int status, std::string_view content_type, const HttpHeaders& headers,
                            std::optional<size_t> content_length);
   void enqueue(std::string data);
+  void enqueue_chunk(std::string data);  // one chunk of a chunked body: size line, data, CRLF
   void start_write();
   void on_write(boost::system::error_code ec);
   void response_complete();  // the response is fully queued
@@ -112,10 +113,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool in_flight_ = false;
   bool close_after_flush_ = false;
 
+  // Output: pieces queued while a write is in flight (a chunk is three pieces: its size line, the data
+  // moved in as is, and CRLF; no copy into a framed string), then all of them written at once as one
+  // gathered write (writev) from writing_ / write_buffers_, which stay untouched until it completes.
   std::deque<std::string> out_;
-  size_t out_bytes_ = 0;
-  std::string writing_;
+  size_t out_bytes_ = 0;  // queued + in flight
+  std::vector<std::string> writing_;
+  std::vector<boost::asio::const_buffer> write_buffers_;
+  size_t writing_bytes_ = 0;
   bool write_pending_ = false;
+  bool cork_ = false;  // hold queued output until the posted flush of start_stream runs
 
   bool monitor_pending_ = false;
   bool read_after_monitor_ = false;

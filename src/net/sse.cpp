@@ -37,17 +37,23 @@ std::string sse_event(std::string_view name, std::string_view payload) {
 
 std::string sse_comment(std::string_view text) { return fmt::format(": {}\n\n", text); }
 
+std::string http_chunk_size_line(size_t size) {
+  char digits[20];
+  int n = 0;
+  for (size_t v = size; v != 0; v >>= 4) digits[n++] = "0123456789abcdef"[v & 0xf];
+  if (n == 0) digits[n++] = '0';
+  std::string out;
+  while (n > 0) out += digits[--n];
+  out += kChunkEnd;
+  return out;
+}
+
 std::string http_chunk(std::string_view data) {
   if (data.empty()) return {};
-  char size[20];
-  int n = 0;
-  for (size_t v = data.size(); v != 0; v >>= 4) size[n++] = "0123456789abcdef"[v & 0xf];
-  std::string out;
-  out.reserve(static_cast<size_t>(n) + data.size() + 4);
-  while (n > 0) out += size[--n];
-  out += "\r\n";
+  std::string out = http_chunk_size_line(data.size());
+  out.reserve(out.size() + data.size() + kChunkEnd.size());
   out.append(data);
-  out += "\r\n";
+  out += kChunkEnd;
   return out;
 }
 

@@ -19,6 +19,10 @@ inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
 
 // One HTTP/1.1 chunk: "<hex size>\r\n<data>\r\n". Empty data gives nothing (the last chunk is kLastChunk).
 std::string http_chunk(std::string_view data);
+// The head of one HTTP/1.1 chunk of `size` bytes: "<hex size>\r\n" (short enough to stay in the string's
+// inline storage, no allocation). A chunk is this, the data, then kChunkEnd.
+std::string http_chunk_size_line(size_t size);
+inline constexpr std::string_view kChunkEnd = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 // Incremental parser for a text/event-stream (WHATWG SSE framing), the one parser of clients (proxy,

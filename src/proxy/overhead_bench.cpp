@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -200,9 +202,26 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
   std::vector<std::thread> threads;
   const auto cpu_before = cpu_seconds_by_thread_name();
   const auto start = Clock::now();
+  // With a ramp, the threads start together once all have their connections open; the last to arrive
+  // sets the common start time.
+  std::optional<std::chrono::steady_clock::time_point> ramp_start;
+  std::latch ramp_ready_inner(o.client_threads);
+  struct RampBarrier {
+    std::latch& latch;
+    std::optional<std::chrono::steady_clock::time_point>& start;
+    std::mutex& mu;
+    void arrive_and_wait() {
+      latch.count_down();
+      latch.wait();
+      std::lock_guard lock(mu);
+      if (!start) start = std::chrono::steady_clock::now();
+    }
+  };
+  std::mutex ramp_mu;
+  RampBarrier ramp_ready{ramp_ready_inner, ramp_start, ramp_mu};
   for (int t = 0; t < o.client_threads; ++t) {
     const int n = o.streams / o.client_threads + (t < o.streams % o.client_threads ? 1 : 0);
-    threads.emplace_back([&, n] {
+    threads.emplace_back([&, n, t] {
       pthread_setname_np(pthread_self(), kClientThread);
       PhaseResult mine;
       boost::asio::io_context io;
@@ -229,7 +248,7 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
         io.restart();
         mine.failed += n - opened;
         std::vector<StreamState> states(static_cast<size_t>(n));
-        for (int i = 0; i < n; ++i) {
+        auto start_stream = [&](int i) {
           net::HttpClientRequest req;
           req.method = "POST";
           req.target = "/v1/completions";
@@ -258,8 +277,26 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
                                 });
                               },
                           .on_complete = [&mine](const Status& s) { s.ok() ? ++mine.ok : ++mine.failed; }});
+        };
+        std::vector<std::unique_ptr<boost::asio::steady_timer>> ramp_timers;
+        if (o.ramp.count() <= 0) {
+          for (int i = 0; i < n; ++i) start_stream(i);  // a burst: every request at once
+        } else {
+          // Stream i of thread t is stream g = i * threads + t of the phase; it starts at g/streams of the
+          // ramp after the common start (the threads wait for each other), so arrivals are evenly spaced.
+          ramp_ready.arrive_and_wait();
+          const auto t0 = *ramp_start;
+          for (int i = 0; i < n; ++i) {
+            const int64_t g = static_cast<int64_t>(i) * o.client_threads + t;
+            const auto at = t0 + std::chrono::nanoseconds(
+                                     std::chrono::duration_cast<std::chrono::nanoseconds>(o.ramp).count() * g / o.streams);
+            ramp_timers.push_back(std::make_unique<boost::asio::steady_timer>(io, at));
+            ramp_timers.back()->async_wait([&start_stream, i](const boost::system::error_code& ec) {
+              if (!ec) start_stream(i);
+            });
+          }
         }
-        io.run_for(std::chrono::milliseconds(o.interval * (o.tokens + 2)) + std::chrono::seconds(60));
+        io.run_for(std::chrono::milliseconds(o.interval * (o.tokens + 2)) + o.ramp + std::chrono::seconds(60));
       }
       io.run_for(std::chrono::seconds(1));  // let cancelled calls finish
       mine.client_cpu_seconds = thread_cpu_seconds();
@@ -373,9 +410,10 @@ Status run_overhead_bench(const OverheadBenchOptions& options) {
   TANDEM_ASSIGN_OR_RETURN(auto proxy, ProxyServer::create(cfg));
   TANDEM_RETURN_IF_ERROR(proxy->start());
 
-  std::printf("proxy overhead: %d concurrent streams x %d chunks every %lld ms, %s routing, %d client / %d proxy%s / "
+  std::printf("proxy overhead: %d concurrent streams x %d chunks every %lld ms, %s, %s routing, %d client / %d proxy%s / "
               "%d threads per mock instance, %u cores\n",
               o.streams, o.tokens, static_cast<long long>(o.interval.count()),
+              o.ramp.count() > 0 ? fmt::format("starts spread over {} ms", o.ramp.count()).c_str() : "all starting at once",
               o.disaggregated ? "disaggregated (1P1D: a prefill mock and the decode mock)" : "colocated", o.client_threads, o.proxy_threads,
               o.proxy_upstream_threads > 0 ? fmt::format(" (+{} upstream)", o.proxy_upstream_threads).c_str() : "",
               o.instance_threads, std::thread::hardware_concurrency());

@@ -23,6 +23,10 @@ struct OverheadBenchOptions {
   int streams = 2000;
   int tokens = 20;
   std::chrono::milliseconds interval{50};
+  // Spreads the stream starts evenly over this long (0: a burst, every request at once): the ramp shows
+  // the steady-state overhead at `streams` concurrent streams, the burst the cost of a surge of
+  // arrivals. The direct and the proxied runs use the same ramp.
+  std::chrono::milliseconds ramp{0};
   // Threads of the three parties, 0: automatic, at least 2 each, and on a 16-core host 4 for the load
   // generator, 4 for the mock and 8 for the proxy (which receives and sends each chunk, so it does the
   // work of both), so that they do not compete for cores.

@@ -22,12 +22,13 @@ int client_status_for(const Status& st) {
 
 }  // namespace
 
-ProxyRequest::ProxyRequest(ProxyContext& ctx, size_t shard, RequestInfo info, json body,
+ProxyRequest::ProxyRequest(ProxyContext& ctx, size_t shard, RequestInfo info, json body, std::string raw_body,
                            std::vector<net::HttpHeader> forward_headers, std::shared_ptr<ResponseWriter> writer)
     : ctx_(ctx),
       shard_(shard),
       info_(std::move(info)),
       body_(std::move(body)),
+      raw_body_(std::move(raw_body)),
       forward_headers_(std::move(forward_headers)),
       writer_(std::move(writer)),
       merger_(info_, ctx.config.decode_usage_counts_first_token),
@@ -204,7 +205,9 @@ void ProxyRequest::start_decode() {
   got_decode_byte_ = false;
   const json* params = kv_transfer_params_ ? &*kv_transfer_params_ : nullptr;
   auto self = shared_from_this();
-  call_ = send(instance, make_decode_body(body_, params, info_.stream).dump(), ctx_.config.decode_idle_timeout,
+  std::optional<std::string> text = rewrite_decode_body_text(raw_body_, body_, params, info_.stream);
+  if (!text) text = make_decode_body(body_, params, info_.stream).dump();
+  call_ = send(instance, std::move(*text), ctx_.config.decode_idle_timeout,
                ctx_.config.request_timeout,
                {.on_head = [self](const net::HttpResponseHead& h) {
                   self->upstream_status_ = (h.status == 200 && self->info_.stream && !is_sse(h)) ? 599 : h.status;
@@ -225,7 +228,14 @@ void ProxyRequest::on_decode_body(std::string_view piece) {
     return;
   }
   std::string out;
-  sse_.feed(piece, [this, &out](const SseEventView& ev) { out += merger_.decode_event(ev.data); });
+  sse_.feed(piece, [this, &out](const SseEventView& ev) {
+    std::string bytes = merger_.decode_event(ev.data);
+    if (out.empty()) {
+      out = std::move(bytes);  // the usual one event per piece: no copy
+    } else {
+      out += bytes;
+    }
+  });
   if (!out.empty()) {
     decode_relayed_ = true;
     write(std::move(out));

@@ -43,8 +43,9 @@ struct ProxyContext {
 class ProxyRequest : public std::enable_shared_from_this<ProxyRequest> {
  public:
   // `forward_headers`: headers sent on both legs (Authorization, X-Request-Id).
-  ProxyRequest(ProxyContext& ctx, size_t shard, RequestInfo info, json body, std::vector<net::HttpHeader> forward_headers,
-               std::shared_ptr<ResponseWriter> writer);
+  // `raw_body`: the client's body text, whose parse is `body` (the decode leg's body is edited from it).
+  ProxyRequest(ProxyContext& ctx, size_t shard, RequestInfo info, json body, std::string raw_body,
+               std::vector<net::HttpHeader> forward_headers, std::shared_ptr<ResponseWriter> writer);
 
   // Both on the shard thread.
   void start();
@@ -85,6 +86,7 @@ class ProxyRequest : public std::enable_shared_from_this<ProxyRequest> {
   const size_t shard_;
   const RequestInfo info_;
   const json body_;
+  const std::string raw_body_;
   const std::vector<net::HttpHeader> forward_headers_;
   std::shared_ptr<ResponseWriter> writer_;
   StreamMerger merger_;

@@ -151,14 +151,20 @@ void ProxyServer::handle_generate(ApiKind kind, const HttpRequest& req, std::sha
   std::string_view rid = req.header("X-Request-Id");
   fwd.push_back({"X-Request-Id", rid.empty() ? fmt::format("proxy-{}", next_request_id_.fetch_add(1)) : std::string(rid)});
 
-  const size_t shard = pick_shard();
-  auto request = std::make_shared<ProxyRequest>(*ctx_, shard, std::move(*info), std::move(body), std::move(fwd), w);
+  // Upstream work runs on this connection's own thread when the pool shares the server's threads:
+  // the request then starts at once, instead of queueing behind every other ready handler of the
+  // event loop (during a burst of arrivals, all the other connections' reads).
+  const std::optional<size_t> current = pool_->current_shard();
+  const size_t shard = current ? *current : pool_->next_shard();
+  auto request = std::make_shared<ProxyRequest>(*ctx_, shard, std::move(*info), std::move(body), req.body,
+                                                std::move(fwd), w);
   UpstreamPool* pool = pool_.get();
   w->on_close([pool, shard, weak = std::weak_ptr<ProxyRequest>(request)] {
     pool->post(shard, [weak] {
       if (auto r = weak.lock()) r->abort_for_disconnect();
     });
   });
+  if (current) return request->start();
   pool_->post(shard, [request] { request->start(); });
 }
 

@@ -141,6 +141,37 @@ json make_decode_body(const json& body, const json* kv_transfer_params, bool str
   return d;
 }
 
+std::optional<std::string> rewrite_decode_body_text(std::string_view raw, const json& body,
+                                                    const json* kv_transfer_params, bool stream) {
+  if (!body.is_object() || body.empty() || body.contains("kv_transfer_params")) return std::nullopt;
+  auto s = body.find("stream");
+  const bool add_stream = s == body.end();
+  if (!add_stream && !(s->is_boolean() && s->get<bool>() == stream)) return std::nullopt;
+  bool add_stream_options = false;
+  if (auto so = body.find("stream_options"); so != body.end()) {
+    // Kept as is only when the instance gets what make_decode_body() would send.
+    if (!stream || !so->is_object()) return std::nullopt;
+    auto iu = so->find("include_usage");
+    if (iu == so->end() || !iu->is_boolean() || !iu->get<bool>()) return std::nullopt;
+  } else {
+    add_stream_options = stream;
+  }
+  size_t end = raw.find_last_not_of(" \t\r\n");
+  if (end == std::string_view::npos || raw[end] != '}') return std::nullopt;
+  std::string out;
+  std::string params = kv_transfer_params != nullptr ? kv_transfer_params->dump() : std::string();
+  out.reserve(raw.size() + params.size() + 64);
+  out.append(raw.substr(0, end));
+  if (add_stream) out += stream ? R"(,"stream":true)" : R"(,"stream":false)";
+  if (add_stream_options) out += R"(,"stream_options":{"include_usage":true})";
+  if (kv_transfer_params != nullptr) {
+    out += R"(,"kv_transfer_params":)";
+    out += params;
+  }
+  out += '}';
+  return out;
+}
+
 bool first_token_ends_request(const RequestInfo& info, const json& prefill_response) {
   if (info.max_tokens && *info.max_tokens <= 1) return true;
   auto choices = prefill_response.find("choices");

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -47,6 +48,14 @@ json make_prefill_body(const json& body, ApiKind kind);
 // The decode leg: the original body plus `kv_transfer_params` (none: the instance prefills itself).
 // Streaming legs always carry stream_options.include_usage so the proxy can merge usage.
 json make_decode_body(const json& body, const json* kv_transfer_params, bool stream);
+
+// make_decode_body() as text, edited from the client's body text `raw` (whose parse is `body`) without
+// copying and re-serializing the JSON: the fields to add are appended before the closing brace. Only for
+// the common shapes (no kv_transfer_params or stream_options in the body, or stream_options with
+// include_usage already true; "stream" absent or a boolean equal to `stream`); nullopt otherwise, and
+// the caller uses make_decode_body(). The result parses to the same object as make_decode_body().
+std::optional<std::string> rewrite_decode_body_text(std::string_view raw, const json& body,
+                                                    const json* kv_transfer_params, bool stream);
 
 // True when the prefill response already finishes the request: the client asked for one token, or
 // the first token stopped it (EOS or a stop string: finish_reason "stop").

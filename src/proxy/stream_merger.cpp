@@ -2,6 +2,7 @@
 #include "proxy/stream_merger.h"
 
 #include <charconv>
+#include <cstring>
 
 #include "net/sse.h"
 
@@ -141,6 +142,30 @@ bool replace_int_value(std::string& s, std::string_view pat, int64_t value) {
 
 }  // namespace
 
+ChunkKeys scan_chunk_keys(std::string_view data) {
+  ChunkKeys k;
+  // One pass over the quotes (a find() per key would compare at every quote of the chunk, per key).
+  size_t pos = 0;
+  while (true) {
+    const void* hit = pos < data.size() ? std::memchr(data.data() + pos, '"', data.size() - pos) : nullptr;
+    if (hit == nullptr) break;
+    const size_t q = static_cast<size_t>(static_cast<const char*>(hit) - data.data());
+    const std::string_view rest = data.substr(q + 1);
+    if (!rest.empty()) {
+      switch (rest[0]) {
+        case 'u': k.usage |= rest.starts_with("usage\""); break;
+        case 'e': k.error |= rest.starts_with("error\""); break;
+        case 'c': k.empty_choices |= rest.starts_with("choices\":[]"); break;
+        case 'r': k.role |= rest.starts_with("role\""); break;
+        case 't': k.tool_calls |= rest.starts_with("tool_calls\""); break;
+        default: break;
+      }
+    }
+    pos = q + 1;
+  }
+  return k;
+}
+
 std::string StreamMerger::decode_event(std::string_view data) {
   if (data == "[DONE]") {
     decode_done_ = true;
@@ -148,20 +173,23 @@ std::string StreamMerger::decode_event(std::string_view data) {
   }
   // Fast path for the common token chunk (no usage, no role, one line): string edits instead of a JSON
   // parse and dump. Anything unusual takes the general path below.
-  if (!id_.empty() && !model_.empty() && data.find("\"usage\"") == std::string_view::npos &&
-      data.find('\n') == std::string_view::npos && data.find("\"error\"") == std::string_view::npos &&
-      data.find("\"choices\":[]") == std::string_view::npos && data.find("tool_calls") == std::string_view::npos) {
-    if (!first_token_sent_) return sse_data(data);  // pass-through
-    const bool chat = info_.kind == ApiKind::kChat;
-    if (!chat || data.find("\"role\"") == std::string_view::npos) {
-      // Framed in place: "data: " + the edited payload + "\n\n" (one line, checked above).
-      std::string edited;
-      edited.reserve(data.size() + id_.size() + 32);
-      edited += "data: ";
-      edited += data;
-      if (replace_string_value(edited, R"("id":")", id_) && replace_int_value(edited, R"("created":)", created_)) {
-        edited += "\n\n";
-        return edited;
+  if (!id_.empty() && !model_.empty()) {
+    const ChunkKeys keys = scan_chunk_keys(data);
+    if (!keys.usage && !keys.error && !keys.empty_choices && !keys.tool_calls &&
+        data.find('\n') == std::string_view::npos) {
+      std::string framed;
+      framed.reserve(data.size() + (first_token_sent_ ? id_.size() + 32 : 8));
+      framed += "data: ";
+      framed += data;
+      if (!first_token_sent_) {  // pass-through
+        framed += "\n\n";
+        return framed;
+      }
+      // Edited in place: the payload is one line (checked above).
+      if ((info_.kind != ApiKind::kChat || !keys.role) && replace_string_value(framed, R"("id":")", id_) &&
+          replace_int_value(framed, R"("created":)", created_)) {
+        framed += "\n\n";
+        return framed;
       }
     }
   }

@@ -68,6 +68,17 @@ class StreamMerger {
   std::optional<json> decode_usage_;
 };
 
+// Which of the keys that keep a decode chunk off StreamMerger's fast path occur in it (as a quoted key
+// name; a false hit only costs the general path).
+struct ChunkKeys {
+  bool usage = false;          // "usage"
+  bool error = false;          // "error"
+  bool empty_choices = false;  // "choices":[]
+  bool role = false;           // "role"
+  bool tool_calls = false;     // "tool_calls"
+};
+ChunkKeys scan_chunk_keys(std::string_view data);
+
 // Formats one OpenAI error body: {"error": {"message", "type", "param": null, "code"}}.
 std::string error_body(std::string_view message, std::string_view type, int code);
 // The OpenAI error type for an HTTP status ("BadRequestError", "ServiceUnavailableError", ...).

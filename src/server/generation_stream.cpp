@@ -154,10 +154,13 @@ void GenerationStream::finish_bookkeeping(FinishReason reason, int32_t completio
   s.had_first_token = first_token_time_.has_value();
   metrics_.observe_finished(s);
   double ttft = first_token_time_ ? seconds_between(p_.arrival, *first_token_time_) : -1.0;
-  TLOG_INFO("request {} finished: prompt_tokens={} cached_tokens={} completion_tokens={} ttft={:.4f}s e2e={:.4f}s "
-            "finish_reason={}{}",
-            p_.engine_request_id, s.prompt_tokens, cached, completion_tokens, ttft, s.e2e_s,
-            finish_reason_name(reason), writer_->is_closed() ? " (client disconnected)" : "");
+  // queue: arrival -> first scheduled in the engine; kv_load: the remote KV load (decode side of a
+  // disaggregated request); ttft: arrival -> first token sent.
+  TLOG_INFO("request {} finished: prompt_tokens={} cached_tokens={} completion_tokens={} queue={:.4f}s kv_load={:.4f}s "
+            "ttft={:.4f}s e2e={:.4f}s finish_reason={}{}",
+            p_.engine_request_id, s.prompt_tokens, cached, completion_tokens, s.queue_s,
+            out ? out->remote_load_time_s : 0.0, ttft, s.e2e_s, finish_reason_name(reason),
+            writer_->is_closed() ? " (client disconnected)" : "");
   if (on_done_) on_done_(p_.engine_request_id);
 }
 

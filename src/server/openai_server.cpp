@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "net/sse.h"
 #include "tokenizer/tokenizer.h"
@@ -184,6 +185,7 @@ void OpenAiServer::handle_generate(ApiEndpoint endpoint, const HttpRequest& req,
   }
 
   // Tokenize on this I/O thread.
+  const TimePoint tokenize_start = Clock::now();
   std::shared_ptr<const Tokenizer> tok = engine_.tokenizer();
   std::vector<int32_t> prompt_ids;
   std::string echo_text;
@@ -210,6 +212,8 @@ void OpenAiServer::handle_generate(ApiEndpoint endpoint, const HttpRequest& req,
     }
   }
   if (prompt_ids.empty()) return send_error(w, ApiError::bad_request("the prompt is empty", "prompt"));
+  TLOG_DEBUG("{} prompt tokens ready in {:.3f} ms (template + tokenizer)", prompt_ids.size(),
+             1e3 * seconds_between(tokenize_start, Clock::now()));
 
   const int32_t max_len = engine_.max_model_len();
   const int32_t n_prompt = static_cast<int32_t>(prompt_ids.size());

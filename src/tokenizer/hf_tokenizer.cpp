@@ -241,10 +241,44 @@ Result<std::shared_ptr<HfTokenizer>> HfTokenizer::create(const nlohmann::json& t
   return t;
 }
 
+namespace {
+// Texts from this size on are encoded in parallel (below, waking the pool costs more than it saves).
+constexpr size_t kParallelEncodeBytes = 16 * 1024;
+constexpr int kEncodeThreads = 4;  // the calling thread included
+constexpr int kPartsPerThread = 4;  // contiguous word ranges per thread (balances uneven words)
+}  // namespace
+
+void HfTokenizer::encode_words(std::string_view text, bool at_origin, std::vector<int32_t>& out) const {
+  if (text.size() < kParallelEncodeBytes) {
+    pre_tokenizer_->pre_tokenize(text, at_origin, [&](std::string_view w) { model_->encode_word(w, out); });
+    return;
+  }
+  std::call_once(encode_pool_once_, [&] { encode_pool_ = std::make_unique<ThreadPool>(kEncodeThreads); });
+  // Words are copied into one arena: a pre-tokenizer step may hand out views of its own scratch.
+  std::string arena;
+  arena.reserve(text.size() + text.size() / 8);
+  std::vector<std::pair<size_t, size_t>> words;  // (offset, length) in arena
+  words.reserve(text.size() / 4);
+  pre_tokenizer_->pre_tokenize(text, at_origin, [&](std::string_view w) {
+    words.emplace_back(arena.size(), w.size());
+    arena.append(w);
+  });
+  const int64_t n = static_cast<int64_t>(words.size());
+  const int64_t parts = std::min<int64_t>(n, kEncodeThreads * kPartsPerThread);
+  std::vector<std::vector<int32_t>> part_ids(parts);
+  encode_pool_->parallel_for(parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      std::vector<int32_t>& ids = part_ids[p];
+      ids.reserve(text.size() / parts / 3 + 16);
+      for (int64_t i = n * p / parts, stop = n * (p + 1) / parts; i < stop; ++i)
+        model_->encode_word(std::string_view(arena).substr(words[i].first, words[i].second), ids);
+    }
+  });
+  for (const std::vector<int32_t>& ids : part_ids) out.insert(out.end(), ids.begin(), ids.end());
+}
+
 void HfTokenizer::encode_segment(std::string_view piece, bool at_origin, std::vector<int32_t>& out) const {
-  auto words = [&](std::string_view text, bool origin) {
-    pre_tokenizer_->pre_tokenize(text, origin, [&](std::string_view w) { model_->encode_word(w, out); });
-  };
+  auto words = [&](std::string_view text, bool origin) { encode_words(text, origin, out); };
   if (!normalizer_ && !added_->has_tokens(true)) {
     words(piece, at_origin);
     return;

@@ -2,15 +2,20 @@
 // (as tokenizers' TokenizerImpl::encode): repair invalid UTF-8 -> split on non-normalized added tokens
 // -> normalizer -> split on normalized added tokens -> pre-tokenizer -> BPE -> post-processor (BOS/EOS).
 // Decode: added token or vocab string per id (unknown ids dropped) -> decoder chain.
+// Long pieces (a 7500-token prompt is ~50 KB) are pre-tokenized on the calling thread and their words
+// BPE-encoded on a small pool of this tokenizer's own (created on first use), then concatenated in order:
+// the same ids, in a fraction of the time.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "common/thread_pool.h"
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/chat_template.h"
@@ -65,6 +70,8 @@ class HfTokenizer final : public Tokenizer {
   HfTokenizer() = default;
   Status load_post_processor(const nlohmann::json& j, const std::string& where);
   void encode_segment(std::string_view piece, bool at_origin, std::vector<int32_t>& out) const;
+  // Pre-tokenizes `text` and BPE-encodes its words into `out`, on the pool when the text is long.
+  void encode_words(std::string_view text, bool at_origin, std::vector<int32_t>& out) const;
 
   std::unique_ptr<AddedVocabulary> added_;
   std::unique_ptr<Normalizer> normalizer_;
@@ -79,6 +86,8 @@ class HfTokenizer final : public Tokenizer {
   std::optional<ChatTemplate> chat_template_;
   std::string chat_template_error_;  // why apply_chat_template fails when chat_template_ is empty
   std::string fingerprint_;
+  mutable std::once_flag encode_pool_once_;
+  mutable std::unique_ptr<ThreadPool> encode_pool_;  // for encode_words on long texts
 };
 
 }  // namespace tandem

@@ -69,7 +69,8 @@ TEST(CudaDecodeSplitBench, DISABLED_SplitSweep) {
     const cuda::DecodeScratch scratch{po.view.as<float>(), pml.view.as<float>(), counters.view.as<int32_t>()};
     KvCacheView kv{pool.view.data, num_blocks, layout, Device::kCuda};
     const int chosen = cuda::decode_num_splits(batch, hk, hq, sms);
-    std::vector<int> sweep = batch >= 32 ? std::vector<int>{1, 2, 4, 8} : std::vector<int>{16, 32, 48, 64, 96, 128};
+    std::vector<int> sweep = batch >= 32 ? std::vector<int>{1, 2, 3, 4, 8}
+                                          : std::vector<int>{4, 8, 12, 16, 24, 32, 48, 64, 96, 128};
     if (std::find(sweep.begin(), sweep.end(), chosen) == sweep.end()) sweep.push_back(chosen);
     for (int splits : sweep) {
       cuda::PagedAttentionArgs a;

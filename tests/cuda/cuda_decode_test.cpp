@@ -2,7 +2,9 @@
 // against an fp64 reference over the same bf16 pool: contexts shorter than a split, empty splits, ctx 1,
 // contexts across block boundaries, GQA 1/4/8, head dims 64/128/256, q rows strided like a fused qkv
 // buffer. Every launch must leave the split counters at zero (graph replays rely on it), so each case
-// launches twice with different contexts through the same scratch.
+// launches twice with different contexts through the same scratch. GQA 2..8 at head_dim 64 / 128 run
+// the tensor-core kernel (grids up to the SM count on its deep ring, larger ones on its wide ring: both
+// occur below), the other shapes the CUDA-core kernel.
 // Thresholds as in cuda_attention_test.cpp: NMSE <= 1e-4, max-abs <= 0.03 (bf16 output).
 // Calls the kernels directly (CUDA runtime headers): built only with the CUDA backend.
 #ifdef TANDEM_HAVE_CUDA

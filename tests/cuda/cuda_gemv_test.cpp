@@ -41,7 +41,8 @@ TEST(CudaGemv, MatchesCpuReferenceForEveryM) {
         auto d_out = device_tensor(*be.gpu, f32 ? DType::kF32 : DType::kBF16, {m, c.n});
         poison(*be.gpu, d_out.view);
         ASSERT_TRUE(cuda::gemv_supported(d_x.view.data, d_w.view.data, m, c.k));
-        cuda::launch_gemv(d_x.view.data, d_w.view.data, d_out.view.data, f32, m, c.n, c.k, nullptr);
+        cuda::launch_gemv(d_x.view.data, d_w.view.data, d_out.view.data, f32, /*accumulate=*/false, m, c.n, c.k,
+                          nullptr);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         ASSERT_EQ(cudaGetLastError(), cudaSuccess);
         std::vector<float> ref(static_cast<size_t>(m) * c.n);
@@ -80,6 +81,33 @@ TEST(CudaGemv, BackendMatmulSmallM) {
     std::vector<float> ref(static_cast<size_t>(m) * n);
     be.cpu->matmul(host_view(x, {m, k}), host_view(w, {n, k}), host_view(ref, {m, n}));
     TANDEM_EXPECT_CLOSE(download(*be.gpu, d_out.view), ref, 1e-9, 1e-3);
+  }
+}
+
+// Backend::matmul_add (the residual add folded into o_proj / down_proj): GEMV rows (M <= 2), cuBLASLt
+// with beta 1 in place (M 3 .. 300), against the CPU reference's matmul_add on the same bf16 inputs.
+// Residual and product are of similar size, so a dropped or doubled add shows in the NMSE.
+TEST(CudaGemv, BackendMatmulAddAccumulatesInPlace) {
+  TANDEM_SKIP_WITHOUT_CUDA();
+  Backends be = make_backends();
+  std::mt19937 rng(14);
+  // n x k: odd sizes, then the tiny test model's o_proj (64 x 64) and down_proj (64 x 128).
+  for (auto [n, k] : {std::pair{1000, 520}, {64, 64}, {64, 128}}) {
+    for (int m : {1, 2, 3, 64, 300}) {
+      SCOPED_TRACE(::testing::Message() << "m=" << m << " n=" << n << " k=" << k);
+      std::vector<float> x = random_bf16(static_cast<size_t>(m) * k, rng);
+      std::vector<float> w = random_bf16(static_cast<size_t>(n) * k, rng, 1.0f / 16);
+      std::vector<float> residual = random_bf16(static_cast<size_t>(m) * n, rng, 2.0f);
+      auto d_x = upload_bf16(*be.gpu, x, {m, k});
+      auto d_w = upload_bf16(*be.gpu, w, {n, k});
+      auto d_out = upload_bf16(*be.gpu, residual, {m, n});
+      be.gpu->matmul_add(d_x.view, d_w.view, d_out.view);
+      std::vector<float> ref = residual;
+      be.cpu->matmul_add(host_view(x, {m, k}), host_view(w, {n, k}), host_view(ref, {m, n}));
+      // Sums have std ~2.5 (residual 2, product 1.4), |max| < 16: half a bf16 ulp is at most 2^-5 there;
+      // cuBLASLt rounds the product to bf16 before adding C (0.045 seen at m 64 / 300): two roundings.
+      TANDEM_EXPECT_CLOSE(download(*be.gpu, d_out.view), ref, 1e-5, 0.07);
+    }
   }
 }
 
@@ -125,10 +153,10 @@ TEST(CudaGemvBench, DISABLED_GemvVsCublasLt) {
         return t[t.size() / 2];
       };
       const float g = time_us([&](void* wp) {
-        cuda::launch_gemv(d_x.view.data, wp, d_out.view.data, false, m, c.n, c.k, stream);
+        cuda::launch_gemv(d_x.view.data, wp, d_out.view.data, false, false, m, c.n, c.k, stream);
       });
       const float l = time_us([&](void* wp) {
-        lt.run(d_x.view.data, wp, d_out.view.data, m, c.n, c.k, CUDA_R_16BF, stream);
+        lt.run(d_x.view.data, wp, d_out.view.data, m, c.n, c.k, CUDA_R_16BF, false, stream);
       });
       ASSERT_EQ(cudaGetLastError(), cudaSuccess);
       std::printf("%8d %6d %3d %12.1f %9.2f %12.1f %9.2f\n", c.n, c.k, m, g, wbytes / (g * 1e6), l,

@@ -4,15 +4,21 @@
 // q as a row-strided slice of a fused qkv buffer, and a CUDA-graph replay after a re-plan.
 // Thresholds: NMSE <= 1e-4 and max-abs <= 0.03 (bf16 q/K/V, bf16 probabilities in P.V, bf16 output of
 // values up to ~4); outputs are poisoned with NaN first, so an unwritten row fails.
-// Also a benchmark (DISABLED_, run with --gtest_also_run_disabled_tests --gtest_filter='CudaBench.*Prefill*').
+// Also a benchmark, FA2 vs FA3 (DISABLED_, run with --gtest_also_run_disabled_tests
+// --gtest_filter='CudaBench.*Prefill*').
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <numeric>
+#include <string>
 
 #include "cuda/cuda_test_util.h"
+#ifdef TANDEM_HAVE_CUDA
+#include "backend/cuda/prefill_attention_fa3.h"
+#endif
 
 namespace tandem {
 namespace {
@@ -207,14 +213,38 @@ TEST(CudaPrefill, GraphReplayAfterReplan) {
   }
 }
 
-// Prefill attention per layer at Llama-3.1-8B shapes (median of 20 single launches, after 3 warm-ups).
+// Prefill attention per layer at Llama-3.1-8B shapes (median of 20 single launches, after 3 warm-ups),
+// FA2 and FA3 side by side (TANDEM_CUDA_PREFILL_ATTENTION forced per backend; FA3 only where compiled in
+// and on sm_90). The two outputs are compared (NMSE) as a sanity check at lengths the tests do not cover.
 TEST(CudaBench, DISABLED_PrefillAttention) {
   TANDEM_SKIP_WITHOUT_CUDA();
-  auto gpu_r = make_cuda_backend(0);
-  ASSERT_TRUE(gpu_r.ok());
-  Backend& gpu = **gpu_r;
+  struct Path {
+    const char* name;
+    std::unique_ptr<Backend> backend;
+  };
+  std::vector<Path> paths;
+#ifdef TANDEM_HAVE_CUDA
+  const bool have_fa3 = cuda::fa3_prefill_available(0) == cudaSuccess;
+  const bool fa3_compiled = cuda::fa3_prefill_compiled();
+#else
+  const bool have_fa3 = false, fa3_compiled = false;
+#endif
+  for (const char* name : {"fa2", "fa3"}) {
+    if (std::string(name) == "fa3" && !have_fa3) continue;
+    const char* old = std::getenv("TANDEM_CUDA_PREFILL_ATTENTION");
+    const std::string saved = old ? old : "";
+    setenv("TANDEM_CUDA_PREFILL_ATTENTION", name, 1);
+    auto be = make_cuda_backend(0);
+    if (old) setenv("TANDEM_CUDA_PREFILL_ATTENTION", saved.c_str(), 1);
+    else unsetenv("TANDEM_CUDA_PREFILL_ATTENTION");
+    ASSERT_TRUE(be.ok()) << be.status().to_string();
+    paths.push_back({name, std::move(be).value()});
+  }
+  if (!have_fa3) std::printf("(FA3 unavailable: %s)\n", fa3_compiled ? "not sm_90" : "not compiled in");
+  Backend& gpu = *paths[0].backend;
   std::mt19937 rng(1);
-  std::printf("%-40s %10s %10s %12s\n", "prefill attention (hq32 hk8 d128)", "ms/layer", "TFLOP/s", "x32 layers");
+  std::printf("%-32s %9s %8s %9s %8s %8s %10s\n", "prefill attn (hq32 hk8 d128)", "fa2 ms", "TFLOP/s", "fa3 ms",
+              "TFLOP/s", "fa2/fa3", "nmse");
   for (Seq s : {Seq{0, 7500}, Seq{0, 2048}, Seq{5452, 2048}, Seq{0, 512}}) {
     const int bs = 16, hq = 32, hk = 8, D = 128;
     const int ctx = s.prefix + s.q_len;
@@ -238,28 +268,40 @@ TEST(CudaBench, DISABLED_PrefillAttention) {
     md.h_block_tables = bt.data();
     KvCacheView kv{pool.view.data, nb, layout, Device::kCuda};
     auto q = upload_bf16(gpu, random_bf16(static_cast<size_t>(s.q_len) * hq * D, rng), {s.q_len, hq * D});
-    auto out = device_tensor(gpu, DType::kBF16, {s.q_len, hq * D});
-    ASSERT_TRUE(gpu.prepare_attention(md, kv, hq).ok());
-    for (int i = 0; i < 3; ++i) gpu.attention(q.view, kv, 0, md, 0.0883883f, out.view);
-    gpu.synchronize();
-    std::vector<float> times;
-    for (int r = 0; r < 20; ++r) {
-      // One launch of ~1 ms or more: a host clock around synchronize() adds only microseconds.
-      auto t0 = std::chrono::steady_clock::now();
-      gpu.attention(q.view, kv, 0, md, 0.0883883f, out.view);
-      gpu.synchronize();
-      times.push_back(std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    std::sort(times.begin(), times.end());
-    const double ms = times[times.size() / 2];
     // Causal FLOPs: 4 * hq * D * sum over query rows of the keys it sees.
     const double pairs = static_cast<double>(s.q_len) * s.prefix + static_cast<double>(s.q_len) * (s.q_len + 1) / 2;
-    const double tflops = 4.0 * hq * D * pairs / (ms * 1e9);
+    double ms[2] = {0, 0};
+    std::vector<float> outs[2];
+    for (size_t p = 0; p < paths.size(); ++p) {
+      Backend& be = *paths[p].backend;
+      auto out = device_tensor(be, DType::kBF16, {s.q_len, hq * D});
+      ASSERT_TRUE(be.prepare_attention(md, kv, hq).ok());
+      for (int i = 0; i < 3; ++i) be.attention(q.view, kv, 0, md, 0.0883883f, out.view);
+      be.synchronize();
+      std::vector<float> times;
+      for (int r = 0; r < 20; ++r) {
+        // One launch of ~0.1 ms or more: a host clock around synchronize() adds only microseconds.
+        auto t0 = std::chrono::steady_clock::now();
+        be.attention(q.view, kv, 0, md, 0.0883883f, out.view);
+        be.synchronize();
+        times.push_back(std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::sort(times.begin(), times.end());
+      ms[p] = times[times.size() / 2];
+      outs[p] = download(be, out.view);
+      EXPECT_TRUE(std::all_of(outs[p].begin(), outs[p].end(), [](float x) { return std::isfinite(x); }))
+          << paths[p].name;
+    }
+    auto tflops = [&](double t) { return t > 0 ? 4.0 * hq * D * pairs / (t * 1e9) : 0.0; };
     char name[64];
     std::snprintf(name, sizeof(name), "prefix %d + chunk %d", s.prefix, s.q_len);
-    std::printf("%-40s %10.4f %10.1f %12.2f\n", name, ms, tflops, 32 * ms);
-    const std::vector<float> o = download(gpu, out.view);
-    EXPECT_TRUE(std::all_of(o.begin(), o.end(), [](float x) { return std::isfinite(x); }));
+    double nmse = 0;
+    if (paths.size() == 2) {
+      nmse = compare(outs[1], outs[0]).nmse;
+      EXPECT_LE(nmse, 1e-4) << name << ": FA3 output differs from FA2";
+    }
+    std::printf("%-32s %9.4f %8.1f %9.4f %8.1f %8.2f %10.2e\n", name, ms[0], tflops(ms[0]), ms[1], tflops(ms[1]),
+                ms[1] > 0 ? ms[0] / ms[1] : 0.0, nmse);
   }
 }
 

@@ -12,11 +12,24 @@
 namespace tandem {
 namespace {
 
-std::string write_temp(const std::string& name, const std::string& text) {
-  auto path = std::filesystem::temp_directory_path() / (std::to_string(getpid()) + "_" + name);
-  std::ofstream(path) << text;
-  return path.string();
-}
+// A file in the temp directory, removed when the test ends.
+class TempFile {
+ public:
+  TempFile(const std::string& name, const std::string& text)
+      : path_(std::filesystem::temp_directory_path() / (std::to_string(getpid()) + "_" + name)) {
+    std::ofstream(path_) << text;
+  }
+  ~TempFile() {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
 
 TEST(KvTransferConfig, JsonWithVllmAliases) {
   auto c = parse_kv_transfer_config(
@@ -67,21 +80,21 @@ TEST(KvTransferConfig, ErrorsNameTheKey) {
 }
 
 TEST(KvTransferConfig, YamlFiles) {
-  std::string path = write_temp("cfg.yaml", "role: consumer\nside_channel_port: 7301\nlease_duration_s: 45\nadvertise_host: 'decoder-1'\n");
-  auto c = parse_kv_transfer_config(path);
+  TempFile cfg("cfg.yaml", "role: consumer\nside_channel_port: 7301\nlease_duration_s: 45\nadvertise_host: 'decoder-1'\n");
+  auto c = parse_kv_transfer_config(cfg.path());
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_EQ(c->role, KvTransferRole::kConsumer);
   EXPECT_EQ(c->side_channel_port, 7301);
   EXPECT_EQ(c->lease_duration.count(), 45000);
   EXPECT_EQ(c->advertise_host, "decoder-1");
-  std::string bad = write_temp("bad.yaml", "role: consumer\nlease_duration_s: [1, 2]\n");
-  auto b = parse_kv_transfer_config(bad);
+  TempFile bad("bad.yaml", "role: consumer\nlease_duration_s: [1, 2]\n");
+  auto b = parse_kv_transfer_config(bad.path());
   ASSERT_FALSE(b.ok());
   EXPECT_NE(b.status().message().find("lease_duration_s"), std::string::npos);
-  std::string broken = write_temp("broken.yaml", "role: [consumer\n");
-  EXPECT_FALSE(parse_kv_transfer_config(broken).ok());
-  std::string quoted = write_temp("quoted.yaml", "side_channel_port: '7301'\n");  // a string, not a port
-  EXPECT_FALSE(parse_kv_transfer_config(quoted).ok());
+  TempFile broken("broken.yaml", "role: [consumer\n");
+  EXPECT_FALSE(parse_kv_transfer_config(broken.path()).ok());
+  TempFile quoted("quoted.yaml", "side_channel_port: '7301'\n");  // a string, not a port
+  EXPECT_FALSE(parse_kv_transfer_config(quoted.path()).ok());
 }
 
 TEST(KvTransferConfig, ExampleConfigsParse) {

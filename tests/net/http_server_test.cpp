@@ -137,6 +137,59 @@ TEST(HttpServer, ChunkedSseStream) {
   EXPECT_EQ(c.request("GET", "/hello").result_int(), 200);
 }
 
+// Chunks go out as gathered writes (size line, data and CRLF as separate buffers, several chunks per
+// write): the bytes on the wire must be exactly the chunked framing of every write, in order, also
+// when the socket takes them in many partial writes (a client that reads only after the server's
+// send buffer filled up).
+TEST(HttpServer, GatheredChunkWritesAreByteExactAcrossPartialWrites) {
+  Router router;
+  std::vector<std::string> pieces;
+  for (int i = 0; i < 40; ++i) {
+    const size_t size = (i % 4 == 0) ? (size_t{1} << 20) + static_cast<size_t>(i) : static_cast<size_t>(1 + i * 37);
+    std::string p(size, '\0');
+    for (size_t k = 0; k < size; ++k) p[k] = static_cast<char>('a' + (k * 7 + static_cast<size_t>(i)) % 26);
+    pieces.push_back(std::move(p));
+  }
+  std::string expected_body;
+  for (const auto& p : pieces) expected_body += http_chunk(p);
+  expected_body += kLastChunk;
+  router.add("GET", "/big", [&pieces](const HttpRequest&, std::shared_ptr<ResponseWriter> w) {
+    w->start_stream(200, "application/octet-stream");
+    w->write(pieces[0]);  // from the handler itself: corked with the head
+    std::thread([w, &pieces] {
+      for (size_t i = 1; i < pieces.size(); ++i) w->write(pieces[i]);
+      w->finish();
+    }).detach();
+  });
+  HttpServerOptions o;
+  o.max_buffered_output_bytes = size_t{1} << 30;
+  HttpServer server(o, router.as_handler());
+  ASSERT_TRUE(server.start().ok());
+  Client c(server.port());
+  c.send_raw("GET /big HTTP/1.1\r\n\r\n");
+  // Let the server's writes back up (10 MB is more than the loopback socket buffers take).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string got;
+  std::vector<char> buf(8192);
+  size_t body_start = std::string::npos;
+  while (body_start == std::string::npos || got.size() < body_start + expected_body.size()) {
+    boost::system::error_code ec;
+    size_t n = c.socket().read_some(asio::buffer(buf), ec);
+    ASSERT_FALSE(ec) << ec.message() << " after " << got.size() << " bytes";
+    got.append(buf.data(), n);
+    if (body_start == std::string::npos) {
+      size_t e = got.find("\r\n\r\n");
+      if (e != std::string::npos) body_start = e + 4;
+    }
+  }
+  const std::string head = got.substr(0, body_start);
+  EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+  ASSERT_EQ(got.size(), body_start + expected_body.size());
+  EXPECT_TRUE(got.compare(body_start, std::string::npos, expected_body) == 0);
+  // The connection stays usable after the stream.
+  EXPECT_EQ(c.request("GET", "/nope").result_int(), 404);
+}
+
 TEST(HttpServer, NotFoundAndMethodNotAllowed) {
   Fixture f;
   Client c(f.server->port());

@@ -19,6 +19,12 @@ TEST(Sse, ChunkFraming) {
   EXPECT_EQ(http_chunk("hello"), "5\r\nhello\r\n");
   EXPECT_EQ(http_chunk(std::string(26, 'a')), "1a\r\n" + std::string(26, 'a') + "\r\n");
   EXPECT_EQ(http_chunk(""), "");
+  EXPECT_EQ(http_chunk_size_line(5), "5\r\n");
+  EXPECT_EQ(http_chunk_size_line(0x1a), "1a\r\n");
+  EXPECT_EQ(http_chunk_size_line(0), "0\r\n");
+  EXPECT_EQ(http_chunk_size_line(size_t{0xfedcba98}), "fedcba98\r\n");
+  const std::string data(300, 'z');
+  EXPECT_EQ(http_chunk_size_line(data.size()) + data + std::string(kChunkEnd), http_chunk(data));
 }
 
 TEST(Sse, ParserRoundTripsSplitInput) {

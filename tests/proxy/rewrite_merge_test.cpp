@@ -95,6 +95,57 @@ TEST(RequestRewriter, DecodeLeg) {
   EXPECT_FALSE(ns.contains("stream_options"));
 }
 
+// The text edit of the decode body parses to exactly make_decode_body()'s object where it applies, and
+// declines the shapes it does not handle.
+TEST(RequestRewriter, DecodeBodyTextEditMatchesTheJsonRewrite) {
+  const json params = {{"remote_block_ids", {1, 2}}, {"remote_engine_id", "e"}};
+  struct Case {
+    std::string raw;
+    bool stream;
+    bool with_params;
+    bool edited;  // the text edit applies
+  };
+  const std::vector<Case> cases = {
+      {R"({"model":"m","prompt":"hi","max_tokens":5,"stream":true})", true, false, true},
+      {R"({"model":"m","prompt":"hi","stream":true}  )" "\n", true, true, true},
+      {R"( { "prompt" : [1,2,3], "stream" : true, "stream_options": {"include_usage": true, "continuous_usage_stats": true} })",
+       true, true, true},
+      {R"({"prompt":"x"})", false, false, true},
+      {R"({"prompt":"x","stream":false})", false, true, true},
+      {R"({"messages":[{"role":"user","content":"}"}],"stream":true})", true, true, true},
+      // Declined: the body has fields the edit would have to change.
+      {R"({"prompt":"x","stream":true,"stream_options":{"continuous_usage_stats":true}})", true, false, false},
+      {R"({"prompt":"x","stream":true,"stream_options":{"include_usage":false}})", true, false, false},
+      {R"({"prompt":"x","stream_options":{"include_usage":true}})", false, false, false},
+      {R"({"prompt":"x","stream":true,"kv_transfer_params":{"a":1}})", true, true, false},
+      {R"({"prompt":"x","stream":null})", false, false, false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.raw);
+    const json body = json::parse(c.raw);
+    const json* p = c.with_params ? &params : nullptr;
+    auto text = rewrite_decode_body_text(c.raw, body, p, c.stream);
+    ASSERT_EQ(text.has_value(), c.edited);
+    if (text) EXPECT_EQ(json::parse(*text), make_decode_body(body, p, c.stream)) << *text;
+  }
+}
+
+TEST(StreamMerger, ChunkKeyScan) {
+  auto k = scan_chunk_keys(R"({"id":"x","choices":[{"index":0,"text":"a \"usage\" b","finish_reason":null}]})");
+  EXPECT_FALSE(k.usage || k.error || k.empty_choices || k.role || k.tool_calls);
+  k = scan_chunk_keys(R"({"id":"x","choices":[],"usage":{"prompt_tokens":1}})");
+  EXPECT_TRUE(k.usage);
+  EXPECT_TRUE(k.empty_choices);
+  EXPECT_FALSE(k.error);
+  k = scan_chunk_keys(R"({"choices":[{"delta":{"role":"assistant","tool_calls":[]}}]})");
+  EXPECT_TRUE(k.role);
+  EXPECT_TRUE(k.tool_calls);
+  EXPECT_FALSE(k.usage);
+  EXPECT_TRUE(scan_chunk_keys(R"({"error":{"message":"m"}})").error);
+  EXPECT_FALSE(scan_chunk_keys(R"(")").usage);  // a quote at the very end
+  EXPECT_FALSE(scan_chunk_keys("").usage);
+}
+
 TEST(RequestRewriter, FirstTokenEndsRequest) {
   RequestInfo info;
   json more = {{"choices", json::array({{{"text", "a"}, {"finish_reason", "length"}}})}};

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_sampling.h"
-#include "backend/cpu/thread_pool.h"
+#include "common/thread_pool.h"
 
 namespace tandem {
 namespace {
@@ -104,42 +104,12 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void add_rms_norm(const TensorView& x, TensorView residual, const TensorView& w, float eps, TensorView out) override {
-    check_f32(x, "add_rms_norm x");
-    check_f32(residual, "add_rms_norm residual");
-    check_f32(out, "add_rms_norm out");
-    const int64_t n = x.dim(0), h = x.row_elems();
-    TANDEM_CHECK(w.numel() == h && residual.numel() == x.numel() && out.numel() == x.numel());
-    pool_.parallel_for(n, 4, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        float* r = residual.as<float>() + i * h;
-        const float* xi = x.as<float>() + i * h;
-        for (int64_t j = 0; j < h; ++j) r[j] += xi[j];  // before out is written: x may alias out
-        rms_norm_row(r, w.as<float>(), eps, h, out.as<float>() + i * h);
-      }
-    });
+  void matmul(const TensorView& x, const TensorView& w, TensorView out) override {
+    matmul_into(x, w, out, /*accumulate=*/false);
   }
 
-  void matmul(const TensorView& x, const TensorView& w, TensorView out) override {
-    check_f32(x, "matmul x");
-    check_f32(w, "matmul w");
-    check_f32(out, "matmul out");
-    const int64_t n = x.dim(0), k = x.row_elems(), nout = w.dim(0);
-    TANDEM_CHECK(w.row_elems() == k, "matmul: x {} vs w {}", x.shape_string(), w.shape_string());
-    TANDEM_CHECK(out.dim(0) == n && out.row_elems() == nout, "matmul out {}", out.shape_string());
-    const float* xp = x.as<float>();
-    const float* wp = w.as<float>();
-    float* op = out.as<float>();
-    // Parallel over output columns (weight rows): each weight row is read once per block of 8 x rows.
-    pool_.parallel_for(nout, 8, [&](int64_t b, int64_t e) {
-      for (int64_t i0 = 0; i0 < n; i0 += 8) {
-        int64_t i1 = std::min(n, i0 + 8);
-        for (int64_t j = b; j < e; ++j) {
-          const float* wr = wp + j * k;
-          for (int64_t i = i0; i < i1; ++i) op[i * nout + j] = dot(xp + i * k, wr, k);
-        }
-      }
-    });
+  void matmul_add(const TensorView& x, const TensorView& w, TensorView out) override {
+    matmul_into(x, w, out, /*accumulate=*/true);
   }
 
   void rope_and_cache_write(TensorView q, TensorView k, const TensorView& v, const TensorView& cos_sin_cache,
@@ -288,6 +258,31 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  void matmul_into(const TensorView& x, const TensorView& w, TensorView out, bool accumulate) {
+    check_f32(x, "matmul x");
+    check_f32(w, "matmul w");
+    check_f32(out, "matmul out");
+    const int64_t n = x.dim(0), k = x.row_elems(), nout = w.dim(0);
+    TANDEM_CHECK(w.row_elems() == k, "matmul: x {} vs w {}", x.shape_string(), w.shape_string());
+    TANDEM_CHECK(out.dim(0) == n && out.row_elems() == nout, "matmul out {}", out.shape_string());
+    const float* xp = x.as<float>();
+    const float* wp = w.as<float>();
+    float* op = out.as<float>();
+    // Parallel over output columns (weight rows): each weight row is read once per block of 8 x rows.
+    pool_.parallel_for(nout, 8, [&](int64_t b, int64_t e) {
+      for (int64_t i0 = 0; i0 < n; i0 += 8) {
+        int64_t i1 = std::min(n, i0 + 8);
+        for (int64_t j = b; j < e; ++j) {
+          const float* wr = wp + j * k;
+          for (int64_t i = i0; i < i1; ++i) {
+            const float d = dot(xp + i * k, wr, k);
+            op[i * nout + j] = accumulate ? op[i * nout + j] + d : d;
+          }
+        }
+      }
+    });
+  }
+
   ThreadPool pool_;
 };
 

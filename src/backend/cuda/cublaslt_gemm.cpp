@@ -56,10 +56,10 @@ CublasLtGemm::Plan& CublasLtGemm::plan_for(int64_t m, int64_t n, int64_t k, cuda
 }
 
 void CublasLtGemm::run(const void* x, const void* w, void* out, int64_t m, int64_t n, int64_t k,
-                       cudaDataType_t out_type, cudaStream_t stream) {
+                       cudaDataType_t out_type, bool accumulate, cudaStream_t stream) {
   if (m == 0 || n == 0) return;
   Plan& p = plan_for(m, n, k, out_type);
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   TANDEM_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
                                      p.has_algo ? &p.algo : nullptr, workspace_, workspace_bytes_, stream));
 }

@@ -1,4 +1,4 @@
-// CublasLtGemm: out[M, N] = x[M, K] @ w[N, K]^T through cuBLASLt (bf16 inputs, fp32 compute, bf16 or
+// CublasLtGemm: out[M, N] (+)= x[M, K] @ w[N, K]^T through cuBLASLt (bf16 inputs, fp32 compute, bf16 or
 // fp32 output). Matmul descriptors, layouts and the heuristic's algorithm are cached per shape, and the
 // workspace is preallocated, so a call allocates nothing and is safe inside CUDA-graph capture.
 #pragma once
@@ -24,8 +24,9 @@ class CublasLtGemm {
 
   Status init(size_t workspace_bytes);
   // x bf16 [m, k], w bf16 [n, k] row-major; out [m, n] in `out_type` (CUDA_R_16BF or CUDA_R_32F).
+  // accumulate: out += x @ w^T (beta 1, in place: cuBLASLt allows C == D with one layout).
   void run(const void* x, const void* w, void* out, int64_t m, int64_t n, int64_t k, cudaDataType_t out_type,
-           cudaStream_t stream);
+           bool accumulate, cudaStream_t stream);
 
  private:
   struct Plan {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <cstdlib>
 #include <thread>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/gemv_kernels.h"
+#include "backend/cuda/prefill_attention_fa3_plan.h"
 #include "backend/cuda/prefill_attention_plan.h"
 
 namespace tandem {
@@ -28,6 +30,8 @@ constexpr size_t kGemmWorkspaceBytes = 32u << 20;
 constexpr int kMaxHeadDim = 256;
 constexpr int kSampleRowsCapacity = 1024;
 constexpr int64_t kInitialWorkItems = 16384;
+// Default prefill attention at head_dim 128 on sm_90 when TANDEM_CUDA_PREFILL_ATTENTION is unset.
+constexpr bool kPreferFa3 = true;
 
 // Device memory freed with the owning device current (a Buffer may be dropped from any thread).
 void free_on_device(int device, void* p) {
@@ -98,6 +102,7 @@ class CudaBackend final : public Backend {
     // Small-M matmuls use the GEMV kernel (gemv_kernels.h) up to this many rows; TANDEM_CUDA_GEMV_MAX_M
     // overrides it (0: always cuBLASLt) for measurements.
     if (const char* e = std::getenv("TANDEM_CUDA_GEMV_MAX_M")) gemv_max_m_ = std::clamp(std::atoi(e), 0, cuda::kGemvMaxM);
+    TANDEM_RETURN_IF_ERROR(choose_prefill_path());
     gemm_ = std::make_unique<cuda::CublasLtGemm>();
     TANDEM_RETURN_IF_ERROR(gemm_->init(kGemmWorkspaceBytes));
     TANDEM_CUDA_RETURN_IF_ERROR(cuda::prepare_kernel_attributes());
@@ -115,6 +120,7 @@ class CudaBackend final : public Backend {
     decode_scratch_.split_counters = static_cast<int*>(counters);
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(kInitialWorkItems));
     TANDEM_RETURN_IF_ERROR(fi_prefill_.init());
+    if (fa3_allowed_) TANDEM_RETURN_IF_ERROR(fa3_prefill_.init(sm_count_));
     TANDEM_ASSIGN_OR_RETURN(sample_rows_dev_, device_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_ids_dev_, device_alloc(sizeof(int32_t) * kSampleRowsCapacity));
     for (int i = 0; i < 2; ++i) {
@@ -213,22 +219,16 @@ class CudaBackend final : public Backend {
     check_launch("rms_norm");
   }
 
-  void add_rms_norm(const TensorView& x, TensorView residual, const TensorView& w, float eps, TensorView out) override {
-    check_on_device(x, DType::kBF16, "add_rms_norm x");
-    check_on_device(residual, DType::kBF16, "add_rms_norm residual");
-    check_on_device(w, DType::kBF16, "add_rms_norm w");
-    check_on_device(out, DType::kBF16, "add_rms_norm out");
-    const int64_t hidden = w.numel();
-    TANDEM_CHECK(hidden > 0 && x.numel() % hidden == 0 && residual.numel() == x.numel() && out.numel() == x.numel(),
-                 "add_rms_norm shapes {} {} {} {}", x.shape_string(), residual.shape_string(), w.shape_string(),
-                 out.shape_string());
-    use_device();
-    cuda::launch_add_rms_norm(x.data, residual.data, w.data, out.data, static_cast<int>(x.numel() / hidden),
-                              static_cast<int>(hidden), eps, stream_);
-    check_launch("add_rms_norm");
+  void matmul(const TensorView& x, const TensorView& w, TensorView out) override {
+    matmul_into(x, w, out, /*accumulate=*/false);
   }
 
-  void matmul(const TensorView& x, const TensorView& w, TensorView out) override {
+  void matmul_add(const TensorView& x, const TensorView& w, TensorView out) override {
+    TANDEM_CHECK(out.dtype == DType::kBF16, "matmul_add out must be bf16 on cuda, got {}", dtype_name(out.dtype));
+    matmul_into(x, w, out, /*accumulate=*/true);
+  }
+
+  void matmul_into(const TensorView& x, const TensorView& w, TensorView out, bool accumulate) {
     check_on_device(x, DType::kBF16, "matmul x");
     check_on_device(w, DType::kBF16, "matmul w");
     TANDEM_CHECK(out.device == Device::kCuda && (out.dtype == DType::kBF16 || out.dtype == DType::kF32),
@@ -240,12 +240,13 @@ class CudaBackend final : public Backend {
     TANDEM_CHECK(out.numel() == m * n, "matmul out {} for [{}, {}]", out.shape_string(), m, n);
     use_device();
     if (m <= gemv_max_m_ && cuda::gemv_supported(x.data, w.data, m, k) && n <= (int64_t{1} << 30)) {
-      cuda::launch_gemv(x.data, w.data, out.data, out.dtype == DType::kF32, static_cast<int>(m), static_cast<int>(n),
-                        static_cast<int>(k), stream_);
+      cuda::launch_gemv(x.data, w.data, out.data, out.dtype == DType::kF32, accumulate, static_cast<int>(m),
+                        static_cast<int>(n), static_cast<int>(k), stream_);
       check_launch("gemv");
       return;
     }
-    gemm_->run(x.data, w.data, out.data, m, n, k, out.dtype == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF, stream_);
+    gemm_->run(x.data, w.data, out.data, m, n, k, out.dtype == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF, accumulate,
+               stream_);
   }
 
   void rope_and_cache_write(TensorView q, TensorView k, const TensorView& v, const TensorView& cos_sin_cache,
@@ -304,15 +305,23 @@ class CudaBackend final : public Backend {
                  (static_cast<int64_t>(plan_.num_decode) * num_q_heads * plan_.num_splits <= decode_partial_entries() &&
                   cuda::decode_split_counters(plan_.num_decode, L.num_kv_heads, num_q_heads) <=
                       decode_split_counter_entries()));
-    // Prefill at head_dim 128 goes through FlashInfer (prefill_attention_fi.h); other head dims (and
-    // decodes the split-K kernel cannot take) through the WMMA kernel's work list.
-    plan_.flashinfer_prefill = cuda::flashinfer_prefill_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
+    // Prefill at head_dim 128 goes through FlashInfer: the sm90 FA3 kernel (prefill_attention_fa3.h) where
+    // compiled in and chosen (choose_prefill_path()), else FA2 (prefill_attention_fi.h); other head dims
+    // (and decodes the split-K kernel cannot take) through the WMMA kernel's work list.
+    plan_.fa3_prefill = fa3_allowed_ && cuda::fa3_prefill_shape_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
+                        plan_.num_decode == md.num_decode_seqs;
+    plan_.flashinfer_prefill = !plan_.fa3_prefill &&
+                               cuda::flashinfer_prefill_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
                                plan_.num_decode == md.num_decode_seqs;
+    if (plan_.fa3_prefill)
+      TANDEM_RETURN_IF_ERROR(
+          fa3_prefill_.build(md, plan_.num_decode, num_q_heads, L.num_kv_heads, L.block_size, stream_));
     if (plan_.flashinfer_prefill)
       TANDEM_RETURN_IF_ERROR(fi_prefill_.build(md, plan_.num_decode, num_q_heads, L.num_kv_heads, L.block_size, stream_));
     const int tpt = cuda::prefill_tile_tokens(num_q_heads, L.num_kv_heads);
-    plan_.num_work_items =
-        plan_.flashinfer_prefill ? 0 : work_item_bound(md.num_tokens, md.num_seqs, plan_.num_decode, tpt);
+    plan_.num_work_items = plan_.flashinfer_prefill || plan_.fa3_prefill
+                               ? 0
+                               : work_item_bound(md.num_tokens, md.num_seqs, plan_.num_decode, tpt);
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(plan_.num_work_items));
     // The WMMA work list; empty on FlashInfer and decode-only steps, which then skip the staging and its
     // event entirely (plan_copy_done_ keeps marking the last real upload).
@@ -365,7 +374,10 @@ class CudaBackend final : public Backend {
     a.scale = scale;
     use_device();
     cuda::launch_paged_decode(a, plan_.num_decode, plan_.num_splits, decode_scratch_, stream_);
-    if (plan_.flashinfer_prefill) {
+    if (plan_.fa3_prefill) {
+      const cudaError_t err = cuda::launch_fa3_prefill(a, fa3_prefill_.work(), stream_);
+      TANDEM_CHECK(err == cudaSuccess, "fa3 prefill launch failed: {}", cudaGetErrorString(err));
+    } else if (plan_.flashinfer_prefill) {
       const cudaError_t err = cuda::launch_flashinfer_prefill(a, fi_prefill_.work(), stream_);
       TANDEM_CHECK(err == cudaSuccess, "flashinfer prefill launch failed: {}", cudaGetErrorString(err));
     } else {
@@ -503,8 +515,35 @@ class CudaBackend final : public Backend {
     int num_decode = 0;
     int num_splits = 1;
     int64_t num_work_items = 0;
-    bool flashinfer_prefill = false;  // prefill sequences run on FlashInfer (fi_prefill_), not the work list
+    bool flashinfer_prefill = false;  // prefill sequences run on FlashInfer FA2 (fi_prefill_), not the work list
+    bool fa3_prefill = false;         // prefill sequences run on FlashInfer's sm90 kernel (fa3_prefill_)
   };
+
+  // FA3 (sm90) or FA2 for head_dim 128 prefill. TANDEM_CUDA_PREFILL_ATTENTION=fa2|fa3 forces one (A/B
+  // measurements); unset, FA3 is used when compiled in and the device is sm_90 (kPreferFa3).
+  Status choose_prefill_path() {
+    const char* e = std::getenv("TANDEM_CUDA_PREFILL_ATTENTION");
+    const std::string choice = e ? e : "";
+    // Compiled in, sm_90, and the kernel loads (this also sets its shared-memory attribute once).
+    const cudaError_t fa3_err = cuda::fa3_prefill_available(device_id_);
+    if (fa3_err != cudaSuccess) cudaGetLastError();  // not sticky: clear it for the next launch check
+    const bool fa3_here = fa3_err == cudaSuccess;
+    if (choice.empty()) {
+      fa3_allowed_ = kPreferFa3 && fa3_here;
+    } else if (choice == "fa2") {
+      fa3_allowed_ = false;
+    } else if (choice == "fa3") {
+      if (!fa3_here)
+        return FailedPreconditionError("TANDEM_CUDA_PREFILL_ATTENTION=fa3 but FA3 is unavailable ({})",
+                                       !cuda::fa3_prefill_compiled()     ? "built without the CUTLASS headers"
+                                       : fa3_err == cudaErrorNotSupported ? "the device is not sm_90"
+                                                                          : cudaGetErrorString(fa3_err));
+      fa3_allowed_ = true;
+    } else {
+      return InvalidArgumentError("TANDEM_CUDA_PREFILL_ATTENTION must be fa2 or fa3, got '{}'", choice);
+    }
+    return Status::Ok();
+  }
 
   // Upper bound on prefill tiles from the batch shape alone (so a captured grid fits every batch of
   // that shape): each sequence's last tile may be partial.
@@ -597,6 +636,8 @@ class CudaBackend final : public Backend {
   int32_t* work_host_ = nullptr;
   int64_t work_capacity_ = 0;
   cuda::PrefillAttentionPlan fi_prefill_;
+  cuda::Fa3PrefillPlan fa3_prefill_;
+  bool fa3_allowed_ = false;  // choose_prefill_path()
 
   void* sample_rows_dev_ = nullptr;
   void* sample_ids_dev_ = nullptr;

@@ -12,9 +12,6 @@ namespace tandem::cuda {
 // ---- elementwise / row kernels (elementwise_kernels.cu) ----
 void launch_embedding(const int32_t* ids, const void* table, void* out, int n, int hidden, int vocab, cudaStream_t stream);
 void launch_rms_norm(const void* x, const void* w, void* out, int n, int hidden, float eps, cudaStream_t stream);
-// residual += x; out = rms_norm(residual) * w. x may alias out.
-void launch_add_rms_norm(const void* x, void* residual, const void* w, void* out, int n, int hidden, float eps,
-                         cudaStream_t stream);
 void launch_silu_mul(const void* gate_up, void* out, int n, int inter, cudaStream_t stream);
 // Row gather of any element type: out row i = x row row_ids[i] (ids outside [0, num_rows) give zero rows).
 void launch_gather_rows(const void* x, const int32_t* row_ids, void* out, int m, int64_t num_rows, size_t row_bytes,
@@ -61,8 +58,9 @@ struct PagedAttentionArgs {
 // the kernel leaves them zero again).
 // Splits > 1 only while the decode blocks stay under kDecodeSplitBlocksPerSm * SMs, and blocks x splits
 // stays under the same bound (so the partials need at most that many x 4 entries, a block covering at
-// most 4 q heads, and the counters at most that many ints); it is also the kernel's occupancy bound
-// (blocks per SM), so split blocks fill about one wave.
+// most 4 q heads, and the counters at most that many ints). For the CUDA-core kernel it is also the
+// occupancy bound (blocks per SM); the tensor-core kernel (GQA 2..8) splits to about one block per SM
+// (decode_num_splits()), well inside the bound.
 constexpr int kDecodeSplitBlocksPerSm = 4;
 constexpr int kMaxDecodeSplits = 128;
 struct DecodeScratch {
@@ -84,6 +82,8 @@ void launch_paged_prefill(const PagedAttentionArgs& a, const int32_t* work_items
 // Raises the dynamic shared-memory limit of the kernels that need more than 48 KB, on the current
 // device. Called once when a backend is created (never during graph capture).
 cudaError_t prepare_kernel_attributes();
+// The decode kernels' part of it (decode_attention_kernels.cu).
+cudaError_t prepare_decode_kernel_attributes();
 
 // ---- sampling (sampling_kernels.cu) ----
 struct SamplingRowDevice {

@@ -1,6 +1,5 @@
-// Row-wise and elementwise kernels of the CUDA backend: embedding, rms_norm, add_rms_norm (fused
-// residual), silu_mul, gather_rows and the fused RoPE + KV-cache scatter. bf16 in/out, fp32 math,
-// 16-byte vector paths when sizes and pointers allow, scalar paths otherwise.
+// Row-wise and elementwise kernels of the CUDA backend: embedding, rms_norm, silu_mul, gather_rows and
+// the fused RoPE + KV-cache scatter. bf16 in/out, fp32 math, 16-byte vector paths when sizes and pointers allow, scalar paths otherwise.
 #include "backend/cuda/cuda_device_utils.cuh"
 #include "backend/cuda/cuda_kernels.h"
 
@@ -26,48 +25,34 @@ __global__ void embedding_kernel(const int32_t* ids, const bf16* table, bf16* ou
   }
 }
 
-// One block per row. kAdd: residual += x first (rounded to bf16, as the unfused ops would store it).
-template <bool kAdd, bool kVec>
-__global__ void rms_norm_kernel(const bf16* x, bf16* residual, const bf16* w, bf16* out, int hidden, float eps) {
+// One block per row: the sum of squares, then the scaled row. Each thread re-reads only the elements
+// it read in the first pass, so x may alias out.
+template <bool kVec>
+__global__ void rms_norm_kernel(const bf16* x, const bf16* w, bf16* out, int hidden, float eps) {
   __shared__ float scratch[32];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * hidden;
   const bf16* xr = x + base;
-  bf16* rr = kAdd ? residual + base : nullptr;
-  const bf16* src = kAdd ? rr : xr;
   float ss = 0.0f;
   if constexpr (kVec) {
     for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
       float a[8];
       load_bf16x8(xr + i * 8, a);
-      if constexpr (kAdd) {
-        float r[8];
-        load_bf16x8(rr + i * 8, r);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) a[e] = __bfloat162float(__float2bfloat16(a[e] + r[e]));
-        store_bf16x8(rr + i * 8, a);
-      }
 #pragma unroll
       for (int e = 0; e < 8; ++e) ss += a[e] * a[e];
     }
   } else {
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-      float a = __bfloat162float(xr[i]);
-      if constexpr (kAdd) {
-        bf16 s = __float2bfloat16(a + __bfloat162float(rr[i]));
-        rr[i] = s;
-        a = __bfloat162float(s);
-      }
+      const float a = __bfloat162float(xr[i]);
       ss += a * a;
     }
   }
   ss = block_sum(ss, scratch);
   const float inv = rsqrtf(ss / static_cast<float>(hidden) + eps);
   bf16* o = out + base;
-  // Each thread re-reads only the elements it wrote (or read) above, so x aliasing out is safe.
   if constexpr (kVec) {
     for (int i = threadIdx.x; i < hidden / 8; i += blockDim.x) {
       float a[8], g[8];
-      load_bf16x8(src + i * 8, a);
+      load_bf16x8(xr + i * 8, a);
       load_bf16x8(w + i * 8, g);
 #pragma unroll
       for (int e = 0; e < 8; ++e) a[e] = a[e] * inv * g[e];
@@ -75,7 +60,7 @@ __global__ void rms_norm_kernel(const bf16* x, bf16* residual, const bf16* w, bf
     }
   } else {
     for (int i = threadIdx.x; i < hidden; i += blockDim.x)
-      o[i] = __float2bfloat16(__bfloat162float(src[i]) * inv * __bfloat162float(w[i]));
+      o[i] = __float2bfloat16(__bfloat162float(xr[i]) * inv * __bfloat162float(w[i]));
   }
 }
 
@@ -235,20 +220,8 @@ void launch_rms_norm(const void* x, const void* w, void* out, int n, int hidden,
   auto* xb = static_cast<const bf16*>(x);
   auto* wb = static_cast<const bf16*>(w);
   auto* ob = static_cast<bf16*>(out);
-  if (vec) rms_norm_kernel<false, true><<<n, kRowThreads, 0, stream>>>(xb, nullptr, wb, ob, hidden, eps);
-  else rms_norm_kernel<false, false><<<n, kRowThreads, 0, stream>>>(xb, nullptr, wb, ob, hidden, eps);
-}
-
-void launch_add_rms_norm(const void* x, void* residual, const void* w, void* out, int n, int hidden, float eps,
-                         cudaStream_t stream) {
-  if (n <= 0) return;
-  const bool vec = hidden % 8 == 0 && aligned16(x) && aligned16(residual) && aligned16(w) && aligned16(out);
-  auto* xb = static_cast<const bf16*>(x);
-  auto* rb = static_cast<bf16*>(residual);
-  auto* wb = static_cast<const bf16*>(w);
-  auto* ob = static_cast<bf16*>(out);
-  if (vec) rms_norm_kernel<true, true><<<n, kRowThreads, 0, stream>>>(xb, rb, wb, ob, hidden, eps);
-  else rms_norm_kernel<true, false><<<n, kRowThreads, 0, stream>>>(xb, rb, wb, ob, hidden, eps);
+  if (vec) rms_norm_kernel<true><<<n, kRowThreads, 0, stream>>>(xb, wb, ob, hidden, eps);
+  else rms_norm_kernel<false><<<n, kRowThreads, 0, stream>>>(xb, wb, ob, hidden, eps);
 }
 
 void launch_silu_mul(const void* gate_up, void* out, int n, int inter, cudaStream_t stream) {

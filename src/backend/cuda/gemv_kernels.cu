@@ -19,10 +19,12 @@ __device__ __forceinline__ uint4 load_streaming(const bf16* p) {
   return r;
 }
 
+__device__ __forceinline__ float load_out(const float* p) { return *p; }
+__device__ __forceinline__ float load_out(const bf16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ void store_out(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_out(bf16* p, float v) { *p = __float2bfloat16(v); }
 
-template <int M, int ROWS, int U, typename OutT>
+template <int M, int ROWS, int U, bool ACCUMULATE, typename OutT>
 __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
                                                             OutT* __restrict__ out, int n, int k) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -74,11 +76,14 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const bf16* __restri
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
       // Lane (m * ROWS + r) % 32 writes this sum, spreading the stores over the warp.
-      if (lane == (m * ROWS + r) % 32 && row0 + r < n) store_out(out + static_cast<int64_t>(m) * n + row0 + r, v);
+      if (lane == (m * ROWS + r) % 32 && row0 + r < n) {
+        OutT* o = out + static_cast<int64_t>(m) * n + row0 + r;
+        store_out(o, ACCUMULATE ? load_out(o) + v : v);
+      }
     }
 }
 
-template <int M, typename OutT>
+template <int M, bool ACCUMULATE, typename OutT>
 void launch_m(const bf16* x, const bf16* w, OutT* out, int n, int k, cudaStream_t stream) {
   // Few rows of x: two weight rows per warp, four 16-byte loads each in flight. More rows of x: four
   // weight rows per warp so each x load serves more weights (x traffic per weight byte = M / ROWS).
@@ -86,20 +91,20 @@ void launch_m(const bf16* x, const bf16* w, OutT* out, int n, int k, cudaStream_
   constexpr int U = M <= 2 ? 4 : 2;
   const int warps = (n + ROWS - 1) / ROWS;
   const int blocks = (warps + kGemvWarps - 1) / kGemvWarps;
-  gemv_kernel<M, ROWS, U, OutT><<<blocks, kGemvThreads, 0, stream>>>(x, w, out, n, k);
+  gemv_kernel<M, ROWS, U, ACCUMULATE, OutT><<<blocks, kGemvThreads, 0, stream>>>(x, w, out, n, k);
 }
 
-template <typename OutT>
+template <bool ACCUMULATE, typename OutT>
 void launch_typed(const bf16* x, const bf16* w, OutT* out, int m, int n, int k, cudaStream_t stream) {
   switch (m) {
-    case 1: return launch_m<1>(x, w, out, n, k, stream);
-    case 2: return launch_m<2>(x, w, out, n, k, stream);
-    case 3: return launch_m<3>(x, w, out, n, k, stream);
-    case 4: return launch_m<4>(x, w, out, n, k, stream);
-    case 5: return launch_m<5>(x, w, out, n, k, stream);
-    case 6: return launch_m<6>(x, w, out, n, k, stream);
-    case 7: return launch_m<7>(x, w, out, n, k, stream);
-    default: return launch_m<8>(x, w, out, n, k, stream);
+    case 1: return launch_m<1, ACCUMULATE>(x, w, out, n, k, stream);
+    case 2: return launch_m<2, ACCUMULATE>(x, w, out, n, k, stream);
+    case 3: return launch_m<3, ACCUMULATE>(x, w, out, n, k, stream);
+    case 4: return launch_m<4, ACCUMULATE>(x, w, out, n, k, stream);
+    case 5: return launch_m<5, ACCUMULATE>(x, w, out, n, k, stream);
+    case 6: return launch_m<6, ACCUMULATE>(x, w, out, n, k, stream);
+    case 7: return launch_m<7, ACCUMULATE>(x, w, out, n, k, stream);
+    default: return launch_m<8, ACCUMULATE>(x, w, out, n, k, stream);
   }
 }
 
@@ -110,14 +115,17 @@ bool gemv_supported(const void* x, const void* w, int64_t m, int64_t k) {
          (reinterpret_cast<uintptr_t>(x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(w) & 15u) == 0;
 }
 
-void launch_gemv(const void* x, const void* w, void* out, bool out_f32, int m, int n, int k, cudaStream_t stream) {
+void launch_gemv(const void* x, const void* w, void* out, bool out_f32, bool accumulate, int m, int n, int k,
+                 cudaStream_t stream) {
   if (m <= 0 || n <= 0) return;
   const bf16* xb = static_cast<const bf16*>(x);
   const bf16* wb = static_cast<const bf16*>(w);
   if (out_f32) {
-    launch_typed(xb, wb, static_cast<float*>(out), m, n, k, stream);
+    float* o = static_cast<float*>(out);
+    accumulate ? launch_typed<true>(xb, wb, o, m, n, k, stream) : launch_typed<false>(xb, wb, o, m, n, k, stream);
   } else {
-    launch_typed(xb, wb, static_cast<bf16*>(out), m, n, k, stream);
+    bf16* o = static_cast<bf16*>(out);
+    accumulate ? launch_typed<true>(xb, wb, o, m, n, k, stream) : launch_typed<false>(xb, wb, o, m, n, k, stream);
   }
 }
 

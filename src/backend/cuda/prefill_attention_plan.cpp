@@ -17,17 +17,8 @@ int64_t round4(int64_t n) { return (n + 3) / 4 * 4; }  // keeps every array 16-b
 
 }  // namespace
 
-PrefillAttentionPlan::~PrefillAttentionPlan() {
-  if (upload_done_) cudaEventSynchronize(upload_done_);
-  for (void* p : old_dev_) cudaFree(p);
-  for (void* p : old_host_) cudaFreeHost(p);
-  if (dev_) cudaFree(dev_);
-  if (host_) cudaFreeHost(host_);
-  if (upload_done_) cudaEventDestroy(upload_done_);
-}
-
 Status PrefillAttentionPlan::init() {
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming));
+  TANDEM_RETURN_IF_ERROR(buf_.init("prefill plan"));
   return ensure_capacity(Capacity{kInitialRequests, kInitialPages, kInitialCtas});
 }
 
@@ -59,37 +50,26 @@ PrefillAttentionPlan::Offsets PrefillAttentionPlan::offsets_for(const Capacity& 
 }
 
 Status PrefillAttentionPlan::ensure_capacity(const Capacity& need) {
-  if (dev_ && need.requests <= cap_.requests && need.pages <= cap_.pages && need.ctas <= cap_.ctas)
+  if (buf_.allocated() && need.requests <= cap_.requests && need.pages <= cap_.pages && need.ctas <= cap_.ctas)
     return Status::Ok();
   Capacity c;
   c.requests = std::max(need.requests, cap_.requests * (need.requests > cap_.requests ? 2 : 1));
   c.pages = std::max(need.pages, cap_.pages * (need.pages > cap_.pages ? 2 : 1));
   c.ctas = std::max(need.ctas, cap_.ctas * (need.ctas > cap_.ctas ? 2 : 1));
   const Offsets o = offsets_for(c);
-  void* d = nullptr;
-  void* h = nullptr;
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaMalloc(&d, sizeof(int32_t) * o.total));
-  if (cudaError_t err = cudaMallocHost(&h, sizeof(int32_t) * o.total); err != cudaSuccess) {
-    cudaFree(d);
-    return InternalError("cudaMallocHost of the prefill plan staging ({} bytes): {}", sizeof(int32_t) * o.total,
-                         cudaGetErrorString(err));
-  }
-  if (host_) TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(upload_done_));
-  if (dev_) old_dev_.push_back(dev_);
-  if (host_) old_host_.push_back(host_);
-  dev_ = static_cast<int32_t*>(d);
-  host_ = static_cast<int32_t*>(h);
+  TANDEM_RETURN_IF_ERROR(buf_.reallocate(o.total));
+  int32_t* dev = buf_.dev();
   cap_ = c;
   off_ = o;
-  work_.q_indptr = dev_ + o.q_indptr;
-  work_.kv_indptr = dev_ + o.kv_indptr;
-  work_.last_page_len = dev_ + o.last_page_len;
-  work_.kv_indices = dev_ + o.kv_indices;
-  work_.request_indices = dev_ + o.request;
-  work_.qo_tile_indices = dev_ + o.qo_tile;
-  work_.kv_tile_indices = dev_ + o.kv_tile;
-  work_.kv_chunk_size = dev_ + o.chunk;
-  work_.block_valid_mask = reinterpret_cast<bool*>(dev_ + o.mask);
+  work_.q_indptr = dev + o.q_indptr;
+  work_.kv_indptr = dev + o.kv_indptr;
+  work_.last_page_len = dev + o.last_page_len;
+  work_.kv_indices = dev + o.kv_indices;
+  work_.request_indices = dev + o.request;
+  work_.qo_tile_indices = dev + o.qo_tile;
+  work_.kv_tile_indices = dev + o.kv_tile;
+  work_.kv_chunk_size = dev + o.chunk;
+  work_.block_valid_mask = reinterpret_cast<bool*>(dev + o.mask);
   return Status::Ok();
 }
 
@@ -101,8 +81,7 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
   const int group = num_q_heads / num_kv_heads;
   const int num_requests = std::max(0, md.num_seqs - first_seq);
   if (num_requests == 0) {
-    // Nothing to plan or upload (decode-only step): a zero grid makes the launch a no-op. upload_done_
-    // still marks the last real upload, which is what the staging reuse and the destructor wait for.
+    // Nothing to plan or upload (decode-only step): a zero grid makes the launch a no-op.
     work_.num_requests = 0;
     work_.num_ctas = 0;
     return Status::Ok();
@@ -122,12 +101,13 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
   }
   TANDEM_RETURN_IF_ERROR(ensure_capacity(Capacity{num_requests, num_pages, num_ctas}));
   // The previous step's upload must have left the pinned staging before it is overwritten.
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(upload_done_));
+  TANDEM_RETURN_IF_ERROR(buf_.begin_write());
 
-  int32_t* q_indptr = host_ + off_.q_indptr;
-  int32_t* kv_indptr = host_ + off_.kv_indptr;
-  int32_t* last_page_len = host_ + off_.last_page_len;
-  int32_t* kv_indices = host_ + off_.kv_indices;
+  int32_t* host = buf_.host();
+  int32_t* q_indptr = host + off_.q_indptr;
+  int32_t* kv_indptr = host + off_.kv_indptr;
+  int32_t* last_page_len = host + off_.last_page_len;
+  int32_t* kv_indices = host + off_.kv_indices;
   tile_order_.clear();
   kv_indptr[0] = 0;
   for (int r = 0; r < num_requests; ++r) {
@@ -154,10 +134,10 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
   TANDEM_CHECK(static_cast<int64_t>(tile_order_.size()) <= num_ctas, "prefill plan: {} tiles over bound {}",
                tile_order_.size(), num_ctas);
   std::sort(tile_order_.begin(), tile_order_.end(), std::greater<int64_t>());
-  int32_t* request = host_ + off_.request;
-  int32_t* qo_tile = host_ + off_.qo_tile;
-  int32_t* kv_tile = host_ + off_.kv_tile;
-  bool* mask = reinterpret_cast<bool*>(host_ + off_.mask);
+  int32_t* request = host + off_.request;
+  int32_t* qo_tile = host + off_.qo_tile;
+  int32_t* kv_tile = host + off_.kv_tile;
+  bool* mask = reinterpret_cast<bool*>(host + off_.mask);
   for (int64_t i = 0; i < num_ctas; ++i) {
     const bool valid = i < static_cast<int64_t>(tile_order_.size());
     request[i] = valid ? static_cast<int32_t>((tile_order_[i] >> 20) & 0xFFFFF) : 0;
@@ -165,22 +145,16 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
     kv_tile[i] = 0;
     mask[i] = valid;
   }
-  host_[off_.chunk] = std::max(max_ctx, 1);
+  host[off_.chunk] = std::max(max_ctx, 1);
 
   // Page lists: only the used prefix of each array goes up. The per-CTA arrays, chunk and mask go up
   // whole (one copy at capacity size; entries past num_ctas are never read).
-  auto upload = [&](int64_t offset, int64_t elems) -> Status {
-    if (elems <= 0) return Status::Ok();
-    TANDEM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dev_ + offset, host_ + offset, sizeof(int32_t) * elems,
-                                                cudaMemcpyHostToDevice, stream));
-    return Status::Ok();
-  };
   // q_indptr, kv_indptr and last_page_len are adjacent: one copy of the three regions.
-  TANDEM_RETURN_IF_ERROR(upload(off_.q_indptr, off_.last_page_len + num_requests - off_.q_indptr));
-  TANDEM_RETURN_IF_ERROR(upload(off_.kv_indices, num_pages));
+  TANDEM_RETURN_IF_ERROR(buf_.upload(off_.q_indptr, off_.last_page_len + num_requests - off_.q_indptr, stream));
+  TANDEM_RETURN_IF_ERROR(buf_.upload(off_.kv_indices, num_pages, stream));
   // request/qo_tile/kv_tile/chunk/mask: one copy from request up to the end of the mask.
-  TANDEM_RETURN_IF_ERROR(upload(off_.request, off_.total - off_.request));
-  TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(upload_done_, stream));
+  TANDEM_RETURN_IF_ERROR(buf_.upload(off_.request, off_.total - off_.request, stream));
+  TANDEM_RETURN_IF_ERROR(buf_.end_upload(stream));
   work_.num_requests = num_requests;
   work_.num_ctas = static_cast<int>(num_ctas);
   return Status::Ok();

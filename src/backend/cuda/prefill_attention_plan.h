@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/prefill_attention_fi.h"
+#include "backend/cuda/staged_plan_buffer.h"
 #include "common/status.h"
 
 namespace tandem::cuda {
@@ -25,7 +26,6 @@ class PrefillAttentionPlan {
   PrefillAttentionPlan() = default;
   PrefillAttentionPlan(const PrefillAttentionPlan&) = delete;
   PrefillAttentionPlan& operator=(const PrefillAttentionPlan&) = delete;
-  ~PrefillAttentionPlan();
 
   // Creates the upload event and buffers for a first guess of the batch size (current device).
   Status init();
@@ -50,13 +50,9 @@ class PrefillAttentionPlan {
   static Offsets offsets_for(const Capacity& c);
   Status ensure_capacity(const Capacity& need);
 
-  cudaEvent_t upload_done_ = nullptr;
   Capacity cap_;
   Offsets off_{};
-  int32_t* dev_ = nullptr;
-  int32_t* host_ = nullptr;
-  std::vector<void*> old_dev_;   // outgrown device buffers (a captured graph may still read them)
-  std::vector<void*> old_host_;  // outgrown pinned mirrors
+  StagedPlanBuffer buf_;  // the arrays at off_, on the device and in the pinned mirror
   FlashInferPrefillWork work_;
   std::vector<int64_t> tile_order_;  // scratch: (kv_end << 40 | request << 20 | tile) sort keys
 };

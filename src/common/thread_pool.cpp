@@ -1,6 +1,6 @@
 // ThreadPool implementation: workers sleep on a condition variable until a new generation of work is
 // published, then pull chunks from an atomic counter.
-#include "backend/cpu/thread_pool.h"
+#include "common/thread_pool.h"
 
 #include <algorithm>
 

@@ -1,6 +1,6 @@
-// ThreadPool: a small fork-join pool owned by one CpuBackend (no global pool, so two backends in one
-// process do not share or contend for threads). parallel_for splits [0, n) into chunks that the workers
-// and the calling thread take from a shared counter; it returns when every chunk has run.
+// ThreadPool: a small fork-join pool owned by its user (a CpuBackend, a tokenizer; never global, so two
+// engines in one process do not share or contend for threads). parallel_for splits [0, n) into chunks
+// that the workers and the calling thread take from a shared counter; it returns when every chunk has run.
 #pragma once
 
 #include <atomic>

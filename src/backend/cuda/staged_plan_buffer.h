@@ -1,0 +1,51 @@
+// StagedPlanBuffer: the storage behind a per-step attention work list (prefill_attention_plan.h,
+// prefill_attention_fa3_plan.h). One int32 device buffer that kernels, and CUDA graphs captured with
+// its address, read; a pinned host mirror the plan is written into and uploaded from.
+//
+// Growing replaces both with larger ones; the outgrown ones stay alive until destruction, because a graph
+// captured before may still read the old device buffer (such graphs must be recaptured to see new plans,
+// which is the owner's business). The host mirror is rewritten only after the previous upload has left
+// it: begin_write() waits for the event end_upload() recorded.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tandem::cuda {
+
+class StagedPlanBuffer {
+ public:
+  StagedPlanBuffer() = default;
+  StagedPlanBuffer(const StagedPlanBuffer&) = delete;
+  StagedPlanBuffer& operator=(const StagedPlanBuffer&) = delete;
+  ~StagedPlanBuffer();
+
+  // Creates the upload event (on the current device). `what` names the owner in error messages.
+  Status init(const char* what);
+  // Replaces the buffers with ones of `elems` int32s (contents not kept). dev() and host() change.
+  Status reallocate(int64_t elems);
+  // Waits until the last upload has left the host mirror, so it may be rewritten.
+  Status begin_write();
+  // Enqueues the copy of host()[offset, offset + elems) to dev() on `stream` (nothing for elems <= 0).
+  Status upload(int64_t offset, int64_t elems, cudaStream_t stream);
+  // Marks the end of this step's uploads on `stream` (what the next begin_write() waits for).
+  Status end_upload(cudaStream_t stream);
+
+  bool allocated() const { return dev_ != nullptr; }
+  int32_t* dev() const { return dev_; }
+  int32_t* host() const { return host_; }
+
+ private:
+  const char* what_ = "plan";
+  cudaEvent_t upload_done_ = nullptr;
+  int32_t* dev_ = nullptr;
+  int32_t* host_ = nullptr;
+  std::vector<void*> old_dev_;   // outgrown device buffers (a captured graph may still read them)
+  std::vector<void*> old_host_;  // outgrown pinned mirrors
+};
+
+}  // namespace tandem::cuda
