@@ -106,7 +106,7 @@ class Backend {
   // ---- ops ----
   // out[n, H] = table[ids[n], :]. ids i32 [n]; ids outside [0, V) give zero rows.
   virtual void embedding(const TensorView& ids, const TensorView& table, TensorView out) = 0;
-  // out = x / rms(x) * w, per row.
+  // out = x / rms(x) * w, per row. out may alias x.
   virtual void rms_norm(const TensorView& x, const TensorView& w, float eps, TensorView out) = 0;
   // out[n, N] = x[n, K] @ w[N, K]^T. out may be fp32 even when x and w are not (logits).
   virtual void matmul(const TensorView& x, const TensorView& w, TensorView out) = 0;

@@ -52,7 +52,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t min_chunk, const std::function<
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mutex_);
-  // About four chunks per thread balances uneven rows (attention over different context lengths).
+  // About four chunks per thread balances chunks of uneven cost.
   int64_t chunk = std::max(min_chunk, (n + 4 * num_threads() - 1) / (4 * num_threads()));
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -589,6 +589,7 @@ bool Engine::Impl::step() {
   step.id = next_step_id_++;
   step.begin = begin;
   step.num_decodes = out.num_decodes;
+  step.num_tokens = out.num_tokens;
   runner_seqs_.clear();
   for (const ScheduledSeq& s : out.seqs) {
     Request* r = s.req;
@@ -600,7 +601,6 @@ bool Engine::Impl::step() {
       rs.pending_input_row = r->pending_rows.front();
     }
     runner_seqs_.push_back(rs);
-    step.num_tokens += s.num_new_tokens;
     if (s.samples) step.sample_reqs.push_back(r);
     r->last_launched_step = step.id;
   }

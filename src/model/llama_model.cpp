@@ -3,11 +3,11 @@
 // Workspace (allocated once, sized by ModelLoadOptions): T = max_num_batched_tokens, S = max_num_seqs
 //   residual [T, H]   the hidden state stream
 //   normed   [T, H]   normed input of each block (o_proj and down_proj add into residual directly:
-//                     Backend::matmul_add, so each norm reads the stream once)
+//                     Backend::matmul_add, so each norm reads the stream once); at the end, the residual
+//                     rows that produce logits, gathered to its front and normed in place (any token may
+//                     be sampled: teacher-forced logits and prompt logprobs want all of them)
 //   wide     [T, max((Hq+2Hk)D, 2I)]   qkv, later gate_up
 //   narrow   [T, max(Hq D, I)]          attention output, later silu_mul output
-//   sampled  [T, H]   the residual rows that produce logits, normed into normed's front rows (any token
-//                     may be sampled: teacher-forced logits and prompt logprobs want all of them)
 #include "model/llama_model.h"
 
 #include <cmath>
@@ -54,8 +54,7 @@ class LlamaModelImpl final : public LlamaModel {
     const int64_t narrow = std::max<int64_t>(static_cast<int64_t>(c.num_heads) * d, c.intermediate_size);
     const size_t esz = dtype_size(dt);
     auto round = [](size_t b) { return (b + 255) / 256 * 256; };
-    const size_t sizes[] = {round(t * h * esz), round(t * h * esz), round(t * wide * esz), round(t * narrow * esz),
-                            round(t * h * esz)};
+    const size_t sizes[] = {round(t * h * esz), round(t * h * esz), round(t * wide * esz), round(t * narrow * esz)};
     size_t total = 0;
     for (size_t b : sizes) total += b;
     TANDEM_ASSIGN_OR_RETURN(workspace_, backend_.allocate(total));
@@ -69,7 +68,6 @@ class LlamaModelImpl final : public LlamaModel {
     normed_ = carve(sizes[1], {t, h});
     wide_ = carve(sizes[2], {t, wide});
     narrow_ = carve(sizes[3], {t, narrow});
-    sampled_ = carve(sizes[4], {t, h});
     max_tokens_ = t;
     return Status::Ok();
   }
@@ -121,11 +119,10 @@ class LlamaModelImpl final : public LlamaModel {
     }
     if (batch.num_sample == 0) return;
     // The final norm only for the rows that produce logits.
-    TensorView sampled = sampled_.rows(0, batch.num_sample);
-    TensorView sampled_normed = normed_.rows(0, batch.num_sample);
+    TensorView sampled = normed_.rows(0, batch.num_sample);
     backend_.gather_rows(x, batch.sample_rows, sampled);
-    backend_.rms_norm(sampled, weights_.final_norm, eps, sampled_normed);
-    backend_.matmul(sampled_normed, weights_.lm_head, logits.rows(0, batch.num_sample));
+    backend_.rms_norm(sampled, weights_.final_norm, eps, sampled);
+    backend_.matmul(sampled, weights_.lm_head, logits.rows(0, batch.num_sample));
   }
 
  private:
@@ -136,7 +133,7 @@ class LlamaModelImpl final : public LlamaModel {
   TensorView cos_sin_;
   int64_t max_positions_ = 0;
   Buffer workspace_;
-  TensorView residual_, normed_, wide_, narrow_, sampled_;
+  TensorView residual_, normed_, wide_, narrow_;
   int64_t max_tokens_ = 0;
 };
 

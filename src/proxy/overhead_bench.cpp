@@ -16,7 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <latch>
+#include <barrier>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -202,23 +202,10 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
   std::vector<std::thread> threads;
   const auto cpu_before = cpu_seconds_by_thread_name();
   const auto start = Clock::now();
-  // With a ramp, the threads start together once all have their connections open; the last to arrive
-  // sets the common start time.
-  std::optional<std::chrono::steady_clock::time_point> ramp_start;
-  std::latch ramp_ready_inner(o.client_threads);
-  struct RampBarrier {
-    std::latch& latch;
-    std::optional<std::chrono::steady_clock::time_point>& start;
-    std::mutex& mu;
-    void arrive_and_wait() {
-      latch.count_down();
-      latch.wait();
-      std::lock_guard lock(mu);
-      if (!start) start = std::chrono::steady_clock::now();
-    }
-  };
-  std::mutex ramp_mu;
-  RampBarrier ramp_ready{ramp_ready_inner, ramp_start, ramp_mu};
+  // With a ramp, the threads start together once all have their connections open; the barrier's
+  // completion (run once, before any thread is released) sets the common start time.
+  std::chrono::steady_clock::time_point ramp_start;
+  std::barrier ramp_ready(o.client_threads, [&]() noexcept { ramp_start = std::chrono::steady_clock::now(); });
   for (int t = 0; t < o.client_threads; ++t) {
     const int n = o.streams / o.client_threads + (t < o.streams % o.client_threads ? 1 : 0);
     threads.emplace_back([&, n, t] {
@@ -285,7 +272,7 @@ PhaseResult run_phase(int port, const OverheadBenchOptions& o) {
           // Stream i of thread t is stream g = i * threads + t of the phase; it starts at g/streams of the
           // ramp after the common start (the threads wait for each other), so arrivals are evenly spaced.
           ramp_ready.arrive_and_wait();
-          const auto t0 = *ramp_start;
+          const auto t0 = ramp_start;
           for (int i = 0; i < n; ++i) {
             const int64_t g = static_cast<int64_t>(i) * o.client_threads + t;
             const auto at = t0 + std::chrono::nanoseconds(

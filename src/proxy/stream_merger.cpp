@@ -2,7 +2,6 @@
 #include "proxy/stream_merger.h"
 
 #include <charconv>
-#include <cstring>
 
 #include "net/sse.h"
 
@@ -145,11 +144,7 @@ bool replace_int_value(std::string& s, std::string_view pat, int64_t value) {
 ChunkKeys scan_chunk_keys(std::string_view data) {
   ChunkKeys k;
   // One pass over the quotes (a find() per key would compare at every quote of the chunk, per key).
-  size_t pos = 0;
-  while (true) {
-    const void* hit = pos < data.size() ? std::memchr(data.data() + pos, '"', data.size() - pos) : nullptr;
-    if (hit == nullptr) break;
-    const size_t q = static_cast<size_t>(static_cast<const char*>(hit) - data.data());
+  for (size_t q = data.find('"'); q != std::string_view::npos; q = data.find('"', q + 1)) {
     const std::string_view rest = data.substr(q + 1);
     if (!rest.empty()) {
       switch (rest[0]) {
@@ -161,7 +156,6 @@ ChunkKeys scan_chunk_keys(std::string_view data) {
         default: break;
       }
     }
-    pos = q + 1;
   }
   return k;
 }
@@ -177,14 +171,11 @@ std::string StreamMerger::decode_event(std::string_view data) {
     const ChunkKeys keys = scan_chunk_keys(data);
     if (!keys.usage && !keys.error && !keys.empty_choices && !keys.tool_calls &&
         data.find('\n') == std::string_view::npos) {
+      if (!first_token_sent_) return sse_data(data);  // pass-through
       std::string framed;
-      framed.reserve(data.size() + (first_token_sent_ ? id_.size() + 32 : 8));
+      framed.reserve(data.size() + id_.size() + 32);
       framed += "data: ";
       framed += data;
-      if (!first_token_sent_) {  // pass-through
-        framed += "\n\n";
-        return framed;
-      }
       // Edited in place: the payload is one line (checked above).
       if ((info_.kind != ApiKind::kChat || !keys.role) && replace_string_value(framed, R"("id":")", id_) &&
           replace_int_value(framed, R"("created":)", created_)) {

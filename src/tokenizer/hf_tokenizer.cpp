@@ -249,7 +249,10 @@ constexpr int kPartsPerThread = 4;  // contiguous word ranges per thread (balanc
 }  // namespace
 
 void HfTokenizer::encode_words(std::string_view text, bool at_origin, std::vector<int32_t>& out) const {
-  if (text.size() < kParallelEncodeBytes) {
+  // Short texts, and long ones while another caller has the pool (ThreadPool serves one call at a time:
+  // waiting for it would be slower than encoding here), take the serial path.
+  std::unique_lock pool_lock(encode_pool_busy_, std::defer_lock);
+  if (text.size() < kParallelEncodeBytes || !pool_lock.try_lock()) {
     pre_tokenizer_->pre_tokenize(text, at_origin, [&](std::string_view w) { model_->encode_word(w, out); });
     return;
   }

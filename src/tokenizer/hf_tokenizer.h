@@ -88,6 +88,7 @@ class HfTokenizer final : public Tokenizer {
   std::string fingerprint_;
   mutable std::once_flag encode_pool_once_;
   mutable std::unique_ptr<ThreadPool> encode_pool_;  // for encode_words on long texts
+  mutable std::mutex encode_pool_busy_;  // held while a long text uses the pool; others encode serially
 };
 
 }  // namespace tandem

@@ -63,6 +63,10 @@ TEST_P(CpuBackendTest, RmsNorm) {
     double inv = 1.0 / std::sqrt(ss / h + eps);
     for (int j = 0; j < h; ++j) EXPECT_NEAR(out[i * h + j], x[i * h + j] * inv * w[j], 1e-5);
   }
+  // In place: the same result.
+  std::vector<float> xo = x;
+  backend->rms_norm(view(xo, {n, h}), view(w, {h}), eps, view(xo, {n, h}));
+  EXPECT_EQ(xo, out);
 }
 
 TEST_P(CpuBackendTest, Matmul) {

@@ -26,7 +26,7 @@ using namespace cuda_test;
 #define TANDEM_SKIP_WITHOUT_FA3()                                                                       \
   do {                                                                                                  \
     TANDEM_SKIP_WITHOUT_CUDA();                                                                         \
-    if (!::tandem::cuda::fa3_prefill_available(0) == cudaSuccess)                                          \
+    if (::tandem::cuda::fa3_prefill_available(0) != cudaSuccess)                                        \
       GTEST_SKIP() << (::tandem::cuda::fa3_prefill_compiled() ? "device 0 is not sm_90 (FA3 needs wgmma) or the kernel does not load" \
                                                               : "FA3 not compiled in (no CUTLASS headers)"); \
   } while (0)

@@ -30,8 +30,6 @@ constexpr size_t kGemmWorkspaceBytes = 32u << 20;
 constexpr int kMaxHeadDim = 256;
 constexpr int kSampleRowsCapacity = 1024;
 constexpr int64_t kInitialWorkItems = 16384;
-// Default prefill attention at head_dim 128 on sm_90 when TANDEM_CUDA_PREFILL_ATTENTION is unset.
-constexpr bool kPreferFa3 = true;
 
 // Device memory freed with the owning device current (a Buffer may be dropped from any thread).
 void free_on_device(int device, void* p) {
@@ -118,9 +116,11 @@ class CudaBackend final : public Backend {
     decode_scratch_.partial_o = static_cast<float*>(po);
     decode_scratch_.partial_ml = static_cast<float*>(pml);
     decode_scratch_.split_counters = static_cast<int*>(counters);
+    decode_scratch_.sm_count = sm_count_;
     TANDEM_RETURN_IF_ERROR(ensure_work_capacity(kInitialWorkItems));
-    TANDEM_RETURN_IF_ERROR(fi_prefill_.init());
+    // Only the path in use gets its plan buffers.
     if (fa3_allowed_) TANDEM_RETURN_IF_ERROR(fa3_prefill_.init(sm_count_));
+    else TANDEM_RETURN_IF_ERROR(fi_prefill_.init());
     TANDEM_ASSIGN_OR_RETURN(sample_rows_dev_, device_alloc(sizeof(cuda::SamplingRowDevice) * kSampleRowsCapacity));
     TANDEM_ASSIGN_OR_RETURN(sample_ids_dev_, device_alloc(sizeof(int32_t) * kSampleRowsCapacity));
     for (int i = 0; i < 2; ++i) {
@@ -228,27 +228,6 @@ class CudaBackend final : public Backend {
     matmul_into(x, w, out, /*accumulate=*/true);
   }
 
-  void matmul_into(const TensorView& x, const TensorView& w, TensorView out, bool accumulate) {
-    check_on_device(x, DType::kBF16, "matmul x");
-    check_on_device(w, DType::kBF16, "matmul w");
-    TANDEM_CHECK(out.device == Device::kCuda && (out.dtype == DType::kBF16 || out.dtype == DType::kF32),
-                 "matmul out must be bf16 or f32 on cuda, got {}", dtype_name(out.dtype));
-    TANDEM_CHECK(w.ndim == 2, "matmul w must be 2-D, got {}", w.shape_string());
-    const int64_t n = w.dim(0), k = w.dim(1);
-    TANDEM_CHECK(k > 0 && x.numel() % k == 0, "matmul x {} vs w {}", x.shape_string(), w.shape_string());
-    const int64_t m = x.numel() / k;
-    TANDEM_CHECK(out.numel() == m * n, "matmul out {} for [{}, {}]", out.shape_string(), m, n);
-    use_device();
-    if (m <= gemv_max_m_ && cuda::gemv_supported(x.data, w.data, m, k) && n <= (int64_t{1} << 30)) {
-      cuda::launch_gemv(x.data, w.data, out.data, out.dtype == DType::kF32, accumulate, static_cast<int>(m),
-                        static_cast<int>(n), static_cast<int>(k), stream_);
-      check_launch("gemv");
-      return;
-    }
-    gemm_->run(x.data, w.data, out.data, m, n, k, out.dtype == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF, accumulate,
-               stream_);
-  }
-
   void rope_and_cache_write(TensorView q, TensorView k, const TensorView& v, const TensorView& cos_sin_cache,
                             const AttentionMetadata& md, const KvCacheView& kv, int layer) override {
     check_on_device(q, DType::kBF16, "rope q");
@@ -308,11 +287,12 @@ class CudaBackend final : public Backend {
     // Prefill at head_dim 128 goes through FlashInfer: the sm90 FA3 kernel (prefill_attention_fa3.h) where
     // compiled in and chosen (choose_prefill_path()), else FA2 (prefill_attention_fi.h); other head dims
     // (and decodes the split-K kernel cannot take) through the WMMA kernel's work list.
-    plan_.fa3_prefill = fa3_allowed_ && cuda::fa3_prefill_shape_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
-                        plan_.num_decode == md.num_decode_seqs;
-    plan_.flashinfer_prefill = !plan_.fa3_prefill &&
-                               cuda::flashinfer_prefill_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
-                               plan_.num_decode == md.num_decode_seqs;
+    // Both FlashInfer kernels take the same shapes (head_dim 128, GQA); FA3 when choose_prefill_path()
+    // allowed it, else FA2.
+    const bool flashinfer = cuda::flashinfer_prefill_supported(L.head_dim, num_q_heads, L.num_kv_heads) &&
+                            plan_.num_decode == md.num_decode_seqs;
+    plan_.fa3_prefill = flashinfer && fa3_allowed_;
+    plan_.flashinfer_prefill = flashinfer && !fa3_allowed_;
     if (plan_.fa3_prefill)
       TANDEM_RETURN_IF_ERROR(
           fa3_prefill_.build(md, plan_.num_decode, num_q_heads, L.num_kv_heads, L.block_size, stream_));
@@ -507,6 +487,27 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  void matmul_into(const TensorView& x, const TensorView& w, TensorView out, bool accumulate) {
+    check_on_device(x, DType::kBF16, "matmul x");
+    check_on_device(w, DType::kBF16, "matmul w");
+    TANDEM_CHECK(out.device == Device::kCuda && (out.dtype == DType::kBF16 || out.dtype == DType::kF32),
+                 "matmul out must be bf16 or f32 on cuda, got {}", dtype_name(out.dtype));
+    TANDEM_CHECK(w.ndim == 2, "matmul w must be 2-D, got {}", w.shape_string());
+    const int64_t n = w.dim(0), k = w.dim(1);
+    TANDEM_CHECK(k > 0 && x.numel() % k == 0, "matmul x {} vs w {}", x.shape_string(), w.shape_string());
+    const int64_t m = x.numel() / k;
+    TANDEM_CHECK(out.numel() == m * n, "matmul out {} for [{}, {}]", out.shape_string(), m, n);
+    use_device();
+    if (m <= gemv_max_m_ && cuda::gemv_supported(x.data, w.data, m, k) && n <= (int64_t{1} << 30)) {
+      cuda::launch_gemv(x.data, w.data, out.data, out.dtype == DType::kF32, accumulate, static_cast<int>(m),
+                        static_cast<int>(n), static_cast<int>(k), stream_);
+      check_launch("gemv");
+      return;
+    }
+    gemm_->run(x.data, w.data, out.data, m, n, k, out.dtype == DType::kF32 ? CUDA_R_32F : CUDA_R_16BF, accumulate,
+               stream_);
+  }
+
   struct AttentionPlan {
     bool valid = false;
     int num_q_heads = 0;
@@ -520,7 +521,7 @@ class CudaBackend final : public Backend {
   };
 
   // FA3 (sm90) or FA2 for head_dim 128 prefill. TANDEM_CUDA_PREFILL_ATTENTION=fa2|fa3 forces one (A/B
-  // measurements); unset, FA3 is used when compiled in and the device is sm_90 (kPreferFa3).
+  // measurements); unset, FA3 is used when compiled in and the device is sm_90.
   Status choose_prefill_path() {
     const char* e = std::getenv("TANDEM_CUDA_PREFILL_ATTENTION");
     const std::string choice = e ? e : "";
@@ -529,7 +530,7 @@ class CudaBackend final : public Backend {
     if (fa3_err != cudaSuccess) cudaGetLastError();  // not sticky: clear it for the next launch check
     const bool fa3_here = fa3_err == cudaSuccess;
     if (choice.empty()) {
-      fa3_allowed_ = kPreferFa3 && fa3_here;
+      fa3_allowed_ = fa3_here;
     } else if (choice == "fa2") {
       fa3_allowed_ = false;
     } else if (choice == "fa3") {
@@ -557,8 +558,9 @@ class CudaBackend final : public Backend {
   // Decode split scratch bounds (allocated in init(), checked in prepare_attention()). Splits > 1 only
   // while the decode blocks (seq x head group, one split counter each) stay under
   // kDecodeSplitBlocksPerSm * SMs, and decode_num_splits() keeps blocks x splits under the same bound.
-  // A block covers decode_head_group() <= 4 q heads, so the partials need at most 4 entries per
-  // (block, split); the allocation keeps 8 (2x headroom).
+  // A CUDA-core block covers decode_head_group() <= 4 q heads and a tensor-core block one kv head's G <= 8
+  // (with at most one block per SM, far fewer blocks), so 8 partial entries per (block, split) bound
+  // both; prepare_attention() checks the product.
   int64_t decode_split_counter_entries() const { return int64_t{cuda::kDecodeSplitBlocksPerSm} * sm_count_; }
   int64_t decode_partial_entries() const { return decode_split_counter_entries() * 8; }
 

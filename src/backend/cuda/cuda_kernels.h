@@ -57,8 +57,8 @@ struct PagedAttentionArgs {
 // them in the same kernel (split_counters: decode_split_counters() ints, zero before the first launch;
 // the kernel leaves them zero again).
 // Splits > 1 only while the decode blocks stay under kDecodeSplitBlocksPerSm * SMs, and blocks x splits
-// stays under the same bound (so the partials need at most that many x 4 entries, a block covering at
-// most 4 q heads, and the counters at most that many ints). For the CUDA-core kernel it is also the
+// stays under the same bound (so the counters need at most that many ints, and the partials at most that
+// many x 8 entries: the backend checks the product). For the CUDA-core kernel it is also the
 // occupancy bound (blocks per SM); the tensor-core kernel (GQA 2..8) splits to about one block per SM
 // (decode_num_splits()), well inside the bound.
 constexpr int kDecodeSplitBlocksPerSm = 4;
@@ -67,6 +67,7 @@ struct DecodeScratch {
   float* partial_o = nullptr;
   float* partial_ml = nullptr;
   int* split_counters = nullptr;
+  int sm_count = 0;  // the device's SMs (picks the tensor-core kernel's pipeline depth); 0: asked per launch
 };
 int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count);
 int decode_split_counters(int num_decode_seqs, int num_kv_heads, int num_q_heads);

@@ -633,9 +633,12 @@ template <int D>
 void launch_decode_mma(const PagedAttentionArgs& a, int num_decode_seqs, int num_splits, const DecodeScratch& scratch,
                        cudaStream_t stream) {
   dim3 grid(num_decode_seqs, a.kv.num_kv_heads, num_splits);  // limits raised by prepare_kernel_attributes()
-  int device = 0, sms = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  int sms = scratch.sm_count;
+  if (sms <= 0) {
+    int device = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  }
   if (static_cast<int64_t>(grid.x) * grid.y * grid.z <= sms) {
     paged_decode_mma_kernel<D, kMmaStagesDeep><<<grid, kDecodeThreads, MmaDecodeSmem<D, kMmaStagesDeep>::kBytes, stream>>>(
         a, num_splits, scratch.partial_o, scratch.partial_ml, scratch.split_counters);
@@ -663,13 +666,16 @@ int decode_split_counters(int num_decode_seqs, int num_kv_heads, int num_q_heads
 }
 
 int decode_num_splits(int num_decode_seqs, int num_kv_heads, int num_q_heads, int sm_count) {
-  const int blocks = decode_split_counters(num_decode_seqs, num_kv_heads, num_q_heads);  // one per decode block
+  // One per CUDA-core decode block (seq x head group of <= 4 q heads); the tensor-core kernel has one block
+  // per (seq, kv head), the same number for G 2 and 4 but fewer for G 3 and 5-8.
+  const int blocks = decode_split_counters(num_decode_seqs, num_kv_heads, num_q_heads);
   const int G = num_q_heads / std::max(num_kv_heads, 1);
   const int sms = std::max(sm_count, 1);
   if (blocks <= 0) return 1;
   if (G >= 2 && G <= 8) {
     // Tensor-core kernel (head_dim 64 / 128; other head dims take the CUDA-core kernel with these
-    // splits, correct but not tuned): about one block per SM. Measured on H100 (us/layer, split
+    // splits, correct but not tuned): about one block per SM for G 2 and 4 (Llama's 4 is what was
+    // measured); for G 3 and 5-8 `blocks` over-counts, so fewer splits than that (correct, not tuned). Measured on H100 (us/layer, split
     // sweep, 2026-11-25): b=1 ctx 7500 19.2 at 16 splits (21.9 at 32, 29.3 at 64), b=2 ctx 7500 30.9
     // at 8 (32.6 at 16), b=4 ctx 2048 19.8 at 4 (21.1 at 8), b=32 ctx 2048 101.1 at 1 (107.6 at 2).
     if (blocks >= sms) return 1;

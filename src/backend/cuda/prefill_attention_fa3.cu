@@ -66,11 +66,6 @@ bool fa3_prefill_compiled() {
 #endif
 }
 
-bool fa3_prefill_shape_supported(int head_dim, int num_q_heads, int num_kv_heads) {
-  return fa3_prefill_compiled() && head_dim == kFa3PrefillHeadDim && num_kv_heads > 0 &&
-         num_q_heads % num_kv_heads == 0;
-}
-
 cudaError_t fa3_prefill_available(int device) {
 #if defined(TANDEM_FA3_BUILD_KERNEL)
   int major = 0, minor = 0;

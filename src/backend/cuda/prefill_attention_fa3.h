@@ -47,9 +47,6 @@ struct Fa3PrefillWork {
 // True when this build has the FA3 kernel (CUTLASS headers were found).
 bool fa3_prefill_compiled();
 
-// True when the FA3 kernel handles this shape (compiled in, head_dim 128, GQA); bf16 pool assumed.
-bool fa3_prefill_shape_supported(int head_dim, int num_q_heads, int num_kv_heads);
-
 // cudaSuccess when FA3 can run on `device`: compiled in, compute capability 9.0, and the kernel loads
 // (its shared-memory attribute is set here, once per device, before any launch or graph capture).
 // cudaErrorNotSupported when not compiled in or not sm_90; otherwise the CUDA error of the load.

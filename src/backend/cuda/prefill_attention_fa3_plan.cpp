@@ -14,7 +14,6 @@ constexpr int64_t kInitialPages = 32768;
 // Fixed per-item cost in KV tiles (Q load, epilogue, pipeline fill) for the load balance.
 constexpr int kItemOverheadTiles = 2;
 
-int64_t round4(int64_t n) { return (n + 3) / 4 * 4; }  // keeps every array 16-byte aligned
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
@@ -31,7 +30,7 @@ Fa3PrefillPlan::Offsets Fa3PrefillPlan::offsets_for(const Capacity& c) const {
   int64_t at = 0;
   auto take = [&](int64_t n) {
     const int64_t here = at;
-    at += round4(n);
+    at += StagedPlanBuffer::aligned_elems(n);
     return here;
   };
   o.work_indptr = take(num_ctas_ + 1);
@@ -50,8 +49,8 @@ Fa3PrefillPlan::Offsets Fa3PrefillPlan::offsets_for(const Capacity& c) const {
 Status Fa3PrefillPlan::ensure_capacity(const Capacity& need) {
   if (buf_.allocated() && need.works <= cap_.works && need.pages <= cap_.pages) return Status::Ok();
   Capacity c;
-  c.works = std::max(need.works, cap_.works * (need.works > cap_.works ? 2 : 1));
-  c.pages = std::max(need.pages, cap_.pages * (need.pages > cap_.pages ? 2 : 1));
+  c.works = StagedPlanBuffer::grown(need.works, cap_.works);
+  c.pages = StagedPlanBuffer::grown(need.pages, cap_.pages);
   const Offsets o = offsets_for(c);
   TANDEM_RETURN_IF_ERROR(buf_.reallocate(o.total));
   int32_t* dev = buf_.dev();

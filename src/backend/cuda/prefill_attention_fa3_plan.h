@@ -6,8 +6,10 @@
 // addresses.
 //
 // Graphs: the grid is always the SM count (or 0 without prefill sequences) and the kernel reads the
-// number of items from work_indptr, so a captured launch replays correctly for any later plan as long
-// as the buffers keep their addresses. A batch that outgrows them gets new, larger ones (the old ones
+// number of items from work_indptr, but the Q and O TMA descriptors hold the step's token count: a
+// captured launch replays correctly for a later plan with the same token count (and a prefill present
+// at capture: a grid of 0 records nothing) as long as the buffers keep their addresses. The model runner
+// captures decode-only steps only. A batch that outgrows them gets new, larger ones (the old ones
 // stay alive until destruction; graphs captured before that must be recaptured, as with the FA2 plan).
 #pragma once
 

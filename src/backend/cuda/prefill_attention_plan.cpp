@@ -13,8 +13,6 @@ constexpr int64_t kInitialRequests = 256;
 constexpr int64_t kInitialPages = 32768;
 constexpr int64_t kInitialCtas = 8192;
 
-int64_t round4(int64_t n) { return (n + 3) / 4 * 4; }  // keeps every array 16-byte aligned
-
 }  // namespace
 
 Status PrefillAttentionPlan::init() {
@@ -33,7 +31,7 @@ PrefillAttentionPlan::Offsets PrefillAttentionPlan::offsets_for(const Capacity& 
   int64_t at = 0;
   auto take = [&](int64_t n) {
     const int64_t here = at;
-    at += round4(n);
+    at += StagedPlanBuffer::aligned_elems(n);
     return here;
   };
   o.q_indptr = take(c.requests + 1);
@@ -53,9 +51,9 @@ Status PrefillAttentionPlan::ensure_capacity(const Capacity& need) {
   if (buf_.allocated() && need.requests <= cap_.requests && need.pages <= cap_.pages && need.ctas <= cap_.ctas)
     return Status::Ok();
   Capacity c;
-  c.requests = std::max(need.requests, cap_.requests * (need.requests > cap_.requests ? 2 : 1));
-  c.pages = std::max(need.pages, cap_.pages * (need.pages > cap_.pages ? 2 : 1));
-  c.ctas = std::max(need.ctas, cap_.ctas * (need.ctas > cap_.ctas ? 2 : 1));
+  c.requests = StagedPlanBuffer::grown(need.requests, cap_.requests);
+  c.pages = StagedPlanBuffer::grown(need.pages, cap_.pages);
+  c.ctas = StagedPlanBuffer::grown(need.ctas, cap_.ctas);
   const Offsets o = offsets_for(c);
   TANDEM_RETURN_IF_ERROR(buf_.reallocate(o.total));
   int32_t* dev = buf_.dev();

@@ -10,6 +10,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -34,6 +35,11 @@ class StagedPlanBuffer {
   Status upload(int64_t offset, int64_t elems, cudaStream_t stream);
   // Marks the end of this step's uploads on `stream` (what the next begin_write() waits for).
   Status end_upload(cudaStream_t stream);
+
+  // Layout helpers for the plans' arrays: an array's size rounded so the next one starts 16-byte aligned,
+  // and a capacity that covers `need` by at least doubling `cap` (few reallocations as batches grow).
+  static int64_t aligned_elems(int64_t n) { return (n + 3) / 4 * 4; }
+  static int64_t grown(int64_t need, int64_t cap) { return need > cap ? std::max(need, 2 * cap) : cap; }
 
   bool allocated() const { return dev_ != nullptr; }
   int32_t* dev() const { return dev_; }
