@@ -312,33 +312,26 @@ void HttpSession::enqueue_chunk(std::string data) {
 void HttpSession::start_write() {
   if (out_.empty() || phase_ == Phase::kClosed) return;
   writing_.clear();
-  write_buffers_.clear();
-  writing_bytes_ = 0;
   for (auto& s : out_) writing_.push_back(std::move(s));
   out_.clear();
-  // After the moves: the buffers point into writing_'s strings, whose storage no longer moves.
-  for (const auto& s : writing_) {
-    write_buffers_.push_back(asio::buffer(s));
-    writing_bytes_ += s.size();
-  }
+  // After the moves: the buffers point into writing_'s strings, whose storage no longer moves. The write
+  // operation keeps its own copy of this buffer list.
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(writing_.size());
+  for (const auto& s : writing_) buffers.push_back(asio::buffer(s));
   write_pending_ = true;
   write_deadline_ = std::chrono::steady_clock::now() + shared_->options.write_timeout;
   if (!write_watch_pending_) watch_write();
-  asio::async_write(socket_, write_buffers_, [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
+  asio::async_write(socket_, buffers, [self = shared_from_this()](error_code ec, size_t n) { self->on_write(ec, n); });
 }
 
-void HttpSession::on_write(error_code ec) {
+void HttpSession::on_write(error_code ec, size_t bytes) {
   write_pending_ = false;
   if (phase_ == Phase::kClosed) return;
   if (ec) return close_now();
-  out_bytes_ -= std::min(out_bytes_, writing_bytes_);
+  out_bytes_ -= std::min(out_bytes_, bytes);
   writing_.clear();
-  write_buffers_.clear();
-  writing_bytes_ = 0;
-  if (writing_.capacity() > 4096) {  // a burst of queued pieces: do not keep its arrays
-    std::vector<std::string>().swap(writing_);
-    std::vector<asio::const_buffer>().swap(write_buffers_);
-  }
+  if (writing_.capacity() > 4096) std::vector<std::string>().swap(writing_);  // a burst: do not keep its array
   if (!out_.empty()) return start_write();
   if (response_ == ResponseState::kComplete) after_flush();
 }

@@ -77,7 +77,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void enqueue(std::string data);
   void enqueue_chunk(std::string data);  // one chunk of a chunked body: size line, data, CRLF
   void start_write();
-  void on_write(boost::system::error_code ec);
+  void on_write(boost::system::error_code ec, size_t bytes);
   void response_complete();  // the response is fully queued
   void after_flush();        // all queued bytes of a complete response are written
 
@@ -115,12 +115,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // Output: pieces queued while a write is in flight (a chunk is three pieces: its size line, the data
   // moved in as is, and CRLF; no copy into a framed string), then all of them written at once as one
-  // gathered write (writev) from writing_ / write_buffers_, which stay untouched until it completes.
+  // gathered write (writev) of writing_, whose strings stay untouched until it completes.
   std::deque<std::string> out_;
   size_t out_bytes_ = 0;  // queued + in flight
   std::vector<std::string> writing_;
-  std::vector<boost::asio::const_buffer> write_buffers_;
-  size_t writing_bytes_ = 0;
   bool write_pending_ = false;
   bool cork_ = false;  // hold queued output until the posted flush of start_stream runs
 

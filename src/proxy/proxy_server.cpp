@@ -151,11 +151,7 @@ void ProxyServer::handle_generate(ApiKind kind, const HttpRequest& req, std::sha
   std::string_view rid = req.header("X-Request-Id");
   fwd.push_back({"X-Request-Id", rid.empty() ? fmt::format("proxy-{}", next_request_id_.fetch_add(1)) : std::string(rid)});
 
-  // Upstream work runs on this connection's own thread when the pool shares the server's threads:
-  // the request then starts at once, instead of queueing behind every other ready handler of the
-  // event loop (during a burst of arrivals, all the other connections' reads).
-  const std::optional<size_t> current = pool_->current_shard();
-  const size_t shard = current ? *current : pool_->next_shard();
+  const size_t shard = pick_shard();
   auto request = std::make_shared<ProxyRequest>(*ctx_, shard, std::move(*info), std::move(body), req.body,
                                                 std::move(fwd), w);
   UpstreamPool* pool = pool_.get();
@@ -164,8 +160,10 @@ void ProxyServer::handle_generate(ApiKind kind, const HttpRequest& req, std::sha
       if (auto r = weak.lock()) r->abort_for_disconnect();
     });
   });
-  if (current) return request->start();
-  pool_->post(shard, [request] { request->start(); });
+  // On this connection's own thread (the pool shares the server's threads) the request starts at once,
+  // instead of queueing behind every other ready handler of the event loop (during a burst of
+  // arrivals, all the other connections' reads).
+  pool_->dispatch(shard, [request] { request->start(); });
 }
 
 void ProxyServer::handle_health(const HttpRequest&, std::shared_ptr<ResponseWriter> w) {

@@ -1,6 +1,7 @@
 // UpstreamPool: shard threads with per-instance HTTP clients (see upstream_pool.h).
 #include "proxy/upstream_pool.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include <pthread.h>
@@ -69,6 +70,10 @@ void UpstreamPool::start() {
 
 void UpstreamPool::post(size_t shard, std::function<void()> fn) {
   boost::asio::post(*shards_[shard]->io, std::move(fn));
+}
+
+void UpstreamPool::dispatch(size_t shard, std::function<void()> fn) {
+  boost::asio::dispatch(*shards_[shard]->io, std::move(fn));
 }
 
 uint64_t UpstreamPool::watch(size_t shard, size_t instance, std::function<void()> on_eject) {

@@ -44,8 +44,10 @@ class UpstreamPool {
   // The shard whose io_context the calling thread is running, if any.
   std::optional<size_t> current_shard() const;
   boost::asio::io_context& io(size_t shard) { return *shards_[shard]->io; }
-  // Runs `fn` on the shard's thread.
+  // Runs `fn` on the shard's thread, later.
   void post(size_t shard, std::function<void()> fn);
+  // Runs `fn` on the shard's thread: at once when the caller is that thread, else later.
+  void dispatch(size_t shard, std::function<void()> fn);
   // Only on the shard's thread.
   net::HttpClient& client(size_t shard, size_t instance) { return *shards_[shard]->clients[instance]; }
 
