@@ -14,7 +14,6 @@
 namespace tandem::cuda {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
 
 // ---------------- prefill ----------------
 constexpr int kBM = 64, kBN = 64, kPrefillThreads = 128;

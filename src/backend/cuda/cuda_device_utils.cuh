@@ -11,6 +11,8 @@ namespace tandem::cuda {
 
 using bf16 = __nv_bfloat16;
 
+constexpr float kLog2e = 1.4426950408889634f;  // softmax in base 2: exp(x) = exp2(x * log2(e))
+
 // 8 bf16 (one 16-byte word) -> 8 floats.
 __device__ __forceinline__ void unpack_bf16x8(const uint4& raw, float (&f)[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);

@@ -19,7 +19,6 @@
 namespace tandem::cuda {
 namespace {
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kDecodeThreads = 128;
 constexpr int kDecodeUnroll = 2;  // tokens per lane group per pipeline stage
 // CUDA-core kernel's cp.async ring depth: kDecodeStages - 1 stages (of kDecodeUnroll tokens per lane
@@ -31,6 +30,39 @@ constexpr int kDecodeMinBlocksPerSm = kDecodeSplitBlocksPerSm;
 constexpr int kDecodeMinChunk = 32;
 constexpr int kDecodeBtTile = 128;  // block-table entries staged in shared memory at a time
 constexpr int kDecodeMergeUnroll = 16;  // partials of the fused split merge in flight per thread
+
+// Paged addressing of one sequence's context for both decode kernels: the block-table entries of a tile
+// of up to kDecodeBtTile blocks are staged in shared memory (one round trip for the whole tile, not one
+// per K/V step), and a token of the tile maps to its element offset in the pool through them.
+struct StagedBlockTable {
+  const int32_t* bt;  // the sequence's block table (global)
+  int* sm_bt;         // kDecodeBtTile entries of shared memory
+  int bs, bs_shift;   // block size, its log2 when a power of two
+  bool bs_pow2;
+  int blk0 = 0;       // first block of the staged tile
+
+  __device__ StagedBlockTable(const int32_t* table, int* shared, int block_size)
+      : bt(table), sm_bt(shared), bs(block_size), bs_shift(0), bs_pow2((block_size & (block_size - 1)) == 0) {
+    while ((1 << bs_shift) < bs) ++bs_shift;  // log2(bs) when bs is a power of two (once per block)
+  }
+  __device__ __forceinline__ int block_of(int j) const { return bs_pow2 ? j >> bs_shift : j / bs; }
+  // Stages the tile that starts at token t0 (all threads of the block call it); returns the tile's end
+  // token, at most `end`.
+  __device__ __forceinline__ int stage(int t0, int end, int num_threads) {
+    blk0 = block_of(t0);
+    const int t1 = min(end, (blk0 + kDecodeBtTile) * bs);
+    const int nblk = block_of(t1 - 1) - blk0 + 1;
+    __syncthreads();  // the previous tile's entries are consumed
+    for (int i = threadIdx.x; i < nblk; i += num_threads) sm_bt[i] = bt[blk0 + i];
+    __syncthreads();
+    return t1;
+  }
+  // Element offset of token j of the staged tile: its block's start plus its row (token_stride per row).
+  __device__ __forceinline__ int64_t token_offset(int j, int64_t elems_per_block, int64_t token_stride) const {
+    const int bi = block_of(j);
+    return static_cast<int64_t>(sm_bt[bi - blk0]) * elems_per_block + (j - bi * bs) * token_stride;
+  }
+};
 
 // q heads per decode block (at most 4: 8 heads of registers spill at 128 registers; GQA 8 takes two
 // blocks per kv head, whose second K/V read mostly hits L2).
@@ -196,9 +228,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksPerSm)
   const int32_t* bt = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
   const int64_t token_stride = static_cast<int64_t>(Hk) * D;
   const int64_t head_off = kv.layer_offset + static_cast<int64_t>(kvh) * D + d0;
-  const int bs = kv.block_size;
-  const bool bs_pow2 = (bs & (bs - 1)) == 0;
-  const int bs_shift = __ffs(bs) - 1;
+  StagedBlockTable table(bt, sm_bt, kv.block_size);
 
   // Online softmax over one stage: scores of all its tokens first, one rescale per head.
   auto compute_step = [&](int base, int t1, const DecodeStep& st) {
@@ -250,13 +280,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksPerSm)
   };
 
   for (int t0 = begin; t0 < end;) {
-    // Stage this tile's block-table entries (one round trip for the whole tile, not one per step).
-    const int blk0 = bs_pow2 ? t0 >> bs_shift : t0 / bs;
-    const int t1 = min(end, (blk0 + kDecodeBtTile) * bs);
-    const int nblk = (bs_pow2 ? (t1 - 1) >> bs_shift : (t1 - 1) / bs) - blk0 + 1;
-    __syncthreads();  // the previous tile's entries are consumed
-    for (int i = threadIdx.x; i < nblk; i += kDecodeThreads) sm_bt[i] = bt[blk0 + i];
-    __syncthreads();
+    const int t1 = table.stage(t0, end, kDecodeThreads);
 
     // This thread's K and V vectors of stage `step` into ring slot `slot` (zeros past the slice).
     auto issue = [&](int step, int slot) {
@@ -266,11 +290,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksPerSm)
         const int j = t0 + step * kStep + u * kGroups + group;
         const bool valid = j < t1 && active;
         const bf16* src = pool;
-        if (valid) {
-          const int bi = bs_pow2 ? j >> bs_shift : j / bs;
-          const int bo = j - bi * bs;
-          src = pool + static_cast<int64_t>(sm_bt[bi - blk0]) * kv.elems_per_block + bo * token_stride + head_off;
-        }
+        if (valid) src = pool + table.token_offset(j, kv.elems_per_block, token_stride) + head_off;
         cp_async_16(dst + (2 * u) * kDecodeThreads, src, valid ? 16 : 0);
         cp_async_16(dst + (2 * u + 1) * kDecodeThreads, valid ? src + kv.elems_per_page : pool, valid ? 16 : 0);
       }
@@ -457,18 +477,11 @@ __global__ void __launch_bounds__(kDecodeThreads, kMmaStages == kMmaStagesWide ?
   const int32_t* bt = a.block_tables + static_cast<int64_t>(s) * a.max_blocks_per_seq;
   const int64_t token_stride = static_cast<int64_t>(Hk) * D;
   const int64_t head_off = kv.layer_offset + static_cast<int64_t>(kvh) * D;
-  const int bs = kv.block_size;
-  const bool bs_pow2 = (bs & (bs - 1)) == 0;
-  const int bs_shift = __ffs(bs) - 1;
+  StagedBlockTable table(bt, sm_bt, kv.block_size);
   const int ch = lane % kChunks;  // this lane's 16-byte chunk of a row
 
   for (int t0 = begin; t0 < end;) {
-    const int blk0 = bs_pow2 ? t0 >> bs_shift : t0 / bs;
-    const int t1 = min(end, (blk0 + kDecodeBtTile) * bs);
-    const int nblk = (bs_pow2 ? (t1 - 1) >> bs_shift : (t1 - 1) / bs) - blk0 + 1;
-    __syncthreads();  // the previous tile's entries are consumed
-    for (int i = threadIdx.x; i < nblk; i += kDecodeThreads) sm_bt[i] = bt[blk0 + i];
-    __syncthreads();
+    const int t1 = table.stage(t0, end, kDecodeThreads);
 
     const int ntiles = (t1 - t0 + kMmaTile - 1) / kMmaTile;
     const int nmine = ntiles > warp ? (ntiles - warp + kMmaWarps - 1) / kMmaWarps : 0;
@@ -482,11 +495,7 @@ __global__ void __launch_bounds__(kDecodeThreads, kMmaStages == kMmaStagesWide ?
         const int j = tbase + row;
         const bool valid = j < t1;
         const bf16* src = pool;
-        if (valid) {
-          const int bi = bs_pow2 ? j >> bs_shift : j / bs;
-          const int bo = j - bi * bs;
-          src = pool + static_cast<int64_t>(sm_bt[bi - blk0]) * kv.elems_per_block + bo * token_stride + head_off + ch * 8;
-        }
+        if (valid) src = pool + table.token_offset(j, kv.elems_per_block, token_stride) + head_off + ch * 8;
         cp_async_16(dst + row * L::kRowPad + ch * 16, src, valid ? 16 : 0);
         cp_async_16(dst + (kMmaTile + row) * L::kRowPad + ch * 16, valid ? src + kv.elems_per_page : pool,
                     valid ? 16 : 0);

@@ -5,7 +5,7 @@
 // query per call): the grid is the plan's CTA count, and every step reports its own error.
 //
 // Build guards: TANDEM_HAVE_FA3 (set by CMake when the CUTLASS/CuTe headers exist): without it this file
-// only defines the stubs that report FA3 as unavailable. The kernel uses wgmma, which exists on sm_90a
+// only defines the functions that report FA3 as unavailable. The kernel uses wgmma, which exists on sm_90a
 // only, so CMake compiles this file for sm_90a alone (no compute_90 PTX, see src/backend/cuda/CMakeLists.txt);
 // the __CUDA_ARCH_FEAT_SM90_ALL guard below keeps any other device pass (a custom TANDEM_CUDA_GENCODE)
 // from even parsing the FlashInfer/CUTLASS headers, and fa3_prefill_available() refuses devices other

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/prefill_attention_plan.h"
 
 namespace tandem::cuda {
 namespace {
@@ -88,11 +89,9 @@ Status Fa3PrefillPlan::build(const AttentionMetadata& md, int first_seq, int num
   int64_t num_pages = 0;
   for (int r = 0; r < num_requests; ++r) {
     const int s = first_seq + r;
+    TANDEM_RETURN_IF_ERROR(check_prefill_sequence(md, s, block_size, "fa3 prefill plan"));
     const int ctx = md.h_context_lens[s];
     const int q_len = md.h_query_start[s + 1] - md.h_query_start[s];
-    if (q_len < 0 || ctx < q_len || ceil_div(ctx, block_size) > md.max_blocks_per_seq)
-      return InvalidArgumentError("fa3 prefill plan: sequence {} has {} query tokens, context {}, {} blocks per seq",
-                                  s, q_len, ctx, md.max_blocks_per_seq);
     request_kv_offset_[r] = static_cast<int32_t>(num_pages);
     num_pages += ceil_div(ctx, block_size);
     const int tiles = static_cast<int>(ceil_div(q_len, kFa3PrefillTileQ));

@@ -15,6 +15,15 @@ constexpr int64_t kInitialCtas = 8192;
 
 }  // namespace
 
+Status check_prefill_sequence(const AttentionMetadata& md, int s, int block_size, const char* plan) {
+  const int ctx = md.h_context_lens[s];
+  const int q_len = md.h_query_start[s + 1] - md.h_query_start[s];
+  if (q_len < 0 || ctx < q_len || (ctx + block_size - 1) / block_size > md.max_blocks_per_seq)
+    return InvalidArgumentError("{}: sequence {} has {} query tokens, context {}, {} blocks per seq", plan, s, q_len,
+                                ctx, md.max_blocks_per_seq);
+  return Status::Ok();
+}
+
 Status PrefillAttentionPlan::init() {
   TANDEM_RETURN_IF_ERROR(buf_.init("prefill plan"));
   return ensure_capacity(Capacity{kInitialRequests, kInitialPages, kInitialCtas});
@@ -89,11 +98,8 @@ Status PrefillAttentionPlan::build(const AttentionMetadata& md, int first_seq, i
   int64_t num_pages = 0;
   int max_ctx = 0;
   for (int s = first_seq; s < md.num_seqs; ++s) {
+    TANDEM_RETURN_IF_ERROR(check_prefill_sequence(md, s, block_size, "prefill plan"));
     const int ctx = md.h_context_lens[s];
-    const int q_len = md.h_query_start[s + 1] - md.h_query_start[s];
-    if (q_len < 0 || ctx < q_len || (ctx + block_size - 1) / block_size > md.max_blocks_per_seq)
-      return InvalidArgumentError("prefill plan: sequence {} has {} query tokens, context {}, {} blocks per seq", s,
-                                  q_len, ctx, md.max_blocks_per_seq);
     num_pages += (ctx + block_size - 1) / block_size;
     max_ctx = std::max(max_ctx, ctx);
   }

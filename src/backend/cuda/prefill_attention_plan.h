@@ -21,6 +21,10 @@
 
 namespace tandem::cuda {
 
+// Checks prefill sequence s of md (host mirrors) for a plan: query tokens within its context, context
+// within the block table. `plan` names the caller in the error.
+Status check_prefill_sequence(const AttentionMetadata& md, int s, int block_size, const char* plan);
+
 class PrefillAttentionPlan {
  public:
   PrefillAttentionPlan() = default;
