@@ -1,7 +1,8 @@
 // Small-M GEMV kernels: see gemv_kernels.h. Each warp computes ROWS output columns (rows of w) for all
-// M rows of x: lanes take 8 consecutive k (one 16-byte load per weight row), U such steps per loop
-// iteration are loaded before the first use, then the warp reduces its M x ROWS sums with shuffles.
-// x (at most M * K * 2 bytes) is re-read by every warp through L1/L2; the weights bypass L1.
+// M rows of x: lanes take 8 consecutive k (one 16-byte load per weight row), and the weights stream
+// through two register buffers of U such steps (the next batch is loaded before the current one is
+// used); then the warp reduces its M x ROWS sums with shuffles. x (at most M * K * 2 bytes) is re-read by
+// every warp through L1/L2; the weights bypass L1.
 #include "backend/cuda/cuda_device_utils.cuh"
 #include "backend/cuda/gemv_kernels.h"
 
@@ -40,22 +41,29 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const bf16* __restri
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) acc[m][r] = 0.0f;
 
+  // The weights stream through two register buffers: the loads of the next U steps are issued before the
+  // current ones are consumed, so each warp always has a batch in flight.
   constexpr int kStep = 32 * 8;  // k covered by one warp-wide 16-byte load
-  for (int base = lane * 8; base < k; base += kStep * U) {
-    uint4 wr[U][ROWS];
+  constexpr int kBatch = kStep * U;
+  uint4 cur[U][ROWS], next[U][ROWS];
+  auto load_weights = [&](uint4 (&wr)[U][ROWS], int base) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int kk = base + u * kStep;
 #pragma unroll
       for (int r = 0; r < ROWS; ++r) wr[u][r] = kk < k ? load_streaming(wrow[r] + kk) : make_uint4(0, 0, 0, 0);
     }
+  };
+  load_weights(cur, lane * 8);
+  for (int base = lane * 8; base < k; base += kBatch) {
+    if (base + kBatch < k) load_weights(next, base + kBatch);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int kk = base + u * kStep;
       if (kk >= k) break;
       float wf[ROWS][8];
 #pragma unroll
-      for (int r = 0; r < ROWS; ++r) unpack_bf16x8(wr[u][r], wf[r]);
+      for (int r = 0; r < ROWS; ++r) unpack_bf16x8(cur[u][r], wf[r]);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         float xf[8];
@@ -66,6 +74,10 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const bf16* __restri
           for (int e = 0; e < 8; ++e) acc[m][r] = fmaf(xf[e], wf[r][e], acc[m][r]);
       }
     }
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int r = 0; r < ROWS; ++r) cur[u][r] = next[u][r];
   }
 
 #pragma unroll
@@ -85,10 +97,13 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const bf16* __restri
 
 template <int M, bool ACCUMULATE, typename OutT>
 void launch_m(const bf16* x, const bf16* w, OutT* out, int n, int k, cudaStream_t stream) {
-  // Few rows of x: two weight rows per warp, four 16-byte loads each in flight. More rows of x: four
-  // weight rows per warp so each x load serves more weights (x traffic per weight byte = M / ROWS).
-  constexpr int ROWS = M <= 2 ? 2 : 4;
-  constexpr int U = M <= 2 ? 4 : 2;
+  // Few rows of x (decode's M <= 2, the path in use): one weight row per warp, two batches of two 16-byte
+  // loads in flight. Measured on the H100 (PERF_NOTES.md) against the previous kernel (two rows per warp,
+  // one batch of four loads: the next batch issued only after the current one was used), two rows per
+  // warp double-buffered, and four loads per batch. More rows of x: four weight rows per warp so each x
+  // load serves more weights (x traffic per weight byte = M / ROWS).
+  constexpr int ROWS = M <= 2 ? 1 : 4;
+  constexpr int U = M <= 2 ? 2 : 1;
   const int warps = (n + ROWS - 1) / ROWS;
   const int blocks = (warps + kGemvWarps - 1) / kGemvWarps;
   gemv_kernel<M, ROWS, U, ACCUMULATE, OutT><<<blocks, kGemvThreads, 0, stream>>>(x, w, out, n, k);
