@@ -95,6 +95,28 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// A ring of kStages shared-memory slots fed by cp.async over `n` steps; issue(step, slot) starts one
+// step's copies into a slot. Start: kStages - 1 steps in flight, one commit group each (empty past the
+// end, so that the wait in cp_async_ring_next always means "step i has landed").
+template <int kStages, typename Issue>
+__device__ __forceinline__ void cp_async_ring_start(int n, Issue& issue) {
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < n) issue(st, st);
+    cp_async_commit();
+  }
+}
+// Before using step i (in `slot`): waits until it has landed, runs `done_with_previous` (what makes every
+// reader of step i - 1's slot finished with it), then refills that slot with step i + kStages - 1.
+template <int kStages, typename Issue, typename Sync>
+__device__ __forceinline__ void cp_async_ring_next(int i, int n, int slot, Issue& issue, Sync done_with_previous) {
+  cp_async_wait<kStages - 2>();
+  done_with_previous();
+  const int refill = slot == 0 ? kStages - 1 : slot - 1;
+  if (i + kStages - 1 < n) issue(i + kStages - 1, refill);
+  cp_async_commit();
+}
+
 // One stage's K/V vectors of this lane: tokens base + u * kGroups + group, u < kDecodeUnroll.
 struct DecodeStep {
   uint4 k[kDecodeUnroll], v[kDecodeUnroll];
@@ -296,20 +318,11 @@ __global__ void __launch_bounds__(kDecodeThreads, kDecodeMinBlocksPerSm)
       }
     };
     const int nsteps = (t1 - t0 + kStep - 1) / kStep;
-    // Prologue: kDecodeStages - 1 stages in flight (one commit group each, empty past the end, so that
-    // wait_group<kDecodeStages - 2> below always means "stage i has landed").
-#pragma unroll
-    for (int st = 0; st < kDecodeStages - 1; ++st) {
-      if (st < nsteps) issue(st, st);
-      cp_async_commit();
-    }
+    cp_async_ring_start<kDecodeStages>(nsteps, issue);
     int slot = 0;
     for (int i = 0; i < nsteps; ++i) {
-      cp_async_wait<kDecodeStages - 2>();
-      // Refill the slot stage i - 1 used (this thread read it back in the previous iteration).
-      const int refill = slot == 0 ? kDecodeStages - 1 : slot - 1;
-      if (i + kDecodeStages - 1 < nsteps) issue(i + kDecodeStages - 1, refill);
-      cp_async_commit();
+      // Each thread reads back only its own copies: it finished with stage i - 1's slot last iteration.
+      cp_async_ring_next<kDecodeStages>(i, nsteps, slot, issue, [] {});
       DecodeStep cur;
       const uint4* src = ring + slot * kSlot + threadIdx.x;
 #pragma unroll
@@ -501,18 +514,11 @@ __global__ void __launch_bounds__(kDecodeThreads, kMmaStages == kMmaStagesWide ?
                     valid ? 16 : 0);
       }
     };
-#pragma unroll
-    for (int st = 0; st < kMmaStages - 1; ++st) {
-      if (st < nmine) issue(st, st);
-      cp_async_commit();
-    }
+    cp_async_ring_start<kMmaStages>(nmine, issue);
     int slot = 0;
     for (int i = 0; i < nmine; ++i) {
-      cp_async_wait<kMmaStages - 2>();
-      __syncwarp();  // every lane's copies of tile i landed; every lane is done with tile i - 1's slot
-      const int refill = slot == 0 ? kMmaStages - 1 : slot - 1;
-      if (i + kMmaStages - 1 < nmine) issue(i + kMmaStages - 1, refill);
-      cp_async_commit();
+      // The warp shares its slots: every lane's copies of tile i landed, every lane is done with tile i - 1's.
+      cp_async_ring_next<kMmaStages>(i, nmine, slot, issue, [] { __syncwarp(); });
       const unsigned ks_base = ring_s + slot * L::kStage;
       const unsigned vs_base = ks_base + kMmaTile * L::kRowPad;
       const int tbase = t0 + (warp + i * kMmaWarps) * kMmaTile;
